@@ -1,0 +1,110 @@
+"""Command line: arguments -> Settings -> a running transport.
+
+`cutout-mcp` serves MCP over stdio (what desktop assistants start). With
+`--transport sse|streamable-http` it serves HTTP on 127.0.0.1 with Host and
+Origin checks; binding any other address requires naming the hosts clients
+will use (`--allowed-host`), so a server is never exposed to DNS rebinding
+by accident. Logs go to stderr only, with the API key redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import anyio
+from mcp.server.transport_security import TransportSecuritySettings
+
+from . import __version__
+from .config import ConfigError, Settings
+from .logs import configure_logging
+
+logger = logging.getLogger("cutout_mcp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cutout-mcp",
+        description="MCP server for the cutout.pro Image-to-Video and Image Edit APIs.",
+        epilog="Environment: CUTOUT_API_KEY (required for real calls), CUTOUT_BASE_URL, "
+        "CUTOUT_WAIT_SECONDS, CUTOUT_HTTP_TIMEOUT, CUTOUT_LOG_LEVEL, CUTOUT_ALLOWED_HOSTS, "
+        "CUTOUT_ALLOWED_ORIGINS.",
+    )
+    parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
+    parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)
+    parser.add_argument("--host", default=None, help="address for the HTTP transports (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port for the HTTP transports (default 8000)")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST[:PORT]",
+        help="Host header value clients use to reach this server; required to bind a non-loopback "
+        "address (repeatable; 'example.com:*' allows any port)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        dest="allowed_origins",
+        metavar="ORIGIN",
+        help="browser Origin allowed to call the HTTP transports (repeatable)",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    return parser
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host/Origin protection for the HTTP transports; refuses an unguarded public bind."""
+    if not settings.binds_loopback and not settings.allowed_hosts:
+        raise ConfigError(
+            f"Refusing to serve on {settings.host} without an allow-list of host names: a server "
+            "reachable from other machines must check the Host header. Pass --allowed-host NAME[:PORT] "
+            "(or set CUTOUT_ALLOWED_HOSTS=name1,name2) with the names clients use, or bind 127.0.0.1."
+        )
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the MCP server on the configured transport until it is stopped."""
+    from .server import build_server
+
+    server = build_server(settings)
+    if settings.transport == "stdio":
+        await server.run_stdio_async()
+        return
+    security = transport_security(settings)
+    if settings.transport == "sse":
+        await server.run_sse_async(host=settings.host, port=settings.port, transport_security=security)
+    else:
+        await server.run_streamable_http_async(host=settings.host, port=settings.port, transport_security=security)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.load(
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
+            allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+        )
+        configure_logging(settings)
+        if settings.transport != "stdio":
+            transport_security(settings)
+    except ConfigError as exc:
+        print(f"cutout-mcp: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""CutoutClient: typed calls to the three cutout.pro endpoints.
+
+One `httpx.AsyncClient` is shared by every call of a server. The envelope is
+parsed in one place (`_call`), errors are translated by `errors`, and the
+retry policy lives here because only the client knows whether a request
+could have been charged:
+
+- reads (getResult) are retried on transport errors, 429, 5xx and unreadable
+  answers, with exponential backoff, full jitter and a bounded Retry-After;
+- a POST that costs credits is retried only when it provably never left
+  (`NotSentError`). After a timeout, a dropped connection or a 5xx it is not:
+  cutout.pro may have accepted it, and a second send could charge twice.
+
+This module knows nothing of MCP.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from . import __version__, errors
+from .config import Settings
+from .models import Envelope, UpstreamEditResult, UpstreamVideoJob
+
+logger = logging.getLogger(__name__)
+
+GENERATE_PATH = "/api/v2/imageToVideo/generate"
+GET_RESULT_PATH = "/api/v2/imageToVideo/getResult"
+EDIT_PATH = "/api/v1/image/edit"
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is tried again."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 20.0
+
+    def delay(self, retry_number: int, jitter: float, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry `retry_number` (0-based); `jitter` is in [0, 1)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return float(jitter * min(self.max_delay, self.base_delay * 2**retry_number))
+
+
+class CutoutClient:
+    """The upstream API, one method per endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._api_key = settings.api_key
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._jitter = jitter
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": f"cutout-mcp/{__version__}"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> CutoutClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def has_key(self) -> bool:
+        return self._api_key is not None
+
+    async def submit_video(self, image_url: str, prompt: str | None) -> int:
+        """Start an image-to-video job (charges credits); returns its id."""
+        body: dict[str, Any] = {"imageUrl": image_url}
+        if prompt:
+            body["prompt"] = prompt
+        data = await self._call("POST", GENERATE_PATH, "submitting the video job", json=body, paid=True)
+        if isinstance(data, bool) or not isinstance(data, int | str) or not str(data).isdigit():
+            raise errors.malformed("submitting the video job", "no job id in the answer")
+        return int(data)
+
+    async def get_video(self, job_id: int) -> UpstreamVideoJob:
+        data = await self._call(
+            "GET", GET_RESULT_PATH, f"reading video job {job_id}", params={"id": str(job_id)}, paid=False
+        )
+        return self._parse(UpstreamVideoJob, data, f"reading video job {job_id}")
+
+    async def edit_image(self, prompt: str, model: str, aspect_ratio: str, image_urls: list[str]) -> UpstreamEditResult:
+        body = {"prompt": prompt, "model": model, "aspectRatios": aspect_ratio, "imageUrl": image_urls}
+        data = await self._call("POST", EDIT_PATH, "editing the image", json=body, paid=True)
+        return self._parse(UpstreamEditResult, data, "editing the image")
+
+    @staticmethod
+    def _parse(model: type[_ModelT], data: Any, what: str) -> _ModelT:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "data" for e in exc.errors()}))
+            raise errors.malformed(what, f"unexpected fields: {fields}") from None
+
+    async def _call(self, method: str, path: str, what: str, *, paid: bool, **kwargs: Any) -> Any:
+        """Send with the retry policy; return the envelope's `data`."""
+        if self._api_key is None:
+            raise errors.MissingApiKeyError()
+        for retry_number in range(self._retry.attempts):
+            try:
+                return await self._send(method, path, what, **kwargs)
+            except errors.CutoutError as exc:
+                last_try = retry_number == self._retry.attempts - 1
+                if last_try or not self._may_retry(exc, paid=paid):
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, errors.RateLimitedError) else None
+                delay = self._retry.delay(retry_number, self._jitter(), retry_after)
+                logger.info("%s %s failed (%s); retrying in %.2fs", method, path, type(exc).__name__, delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _may_retry(exc: errors.CutoutError, *, paid: bool) -> bool:
+        if paid:
+            return isinstance(exc, errors.NotSentError)
+        return exc.retryable_read
+
+    async def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        assert self._api_key is not None
+        headers = {"APIKEY": self._api_key.get_secret_value()}
+        try:
+            response = await self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.from_httpx_error(exc, what) from None
+        logger.debug("%s %s -> HTTP %s", method, path, response.status_code)
+        envelope = _read_envelope(response)
+        request_id = envelope.request_id if envelope else None
+        if response.status_code != 200:
+            raise errors.from_http_status(response, what, request_id)
+        if envelope is None:
+            raise errors.malformed(what, f"not JSON ({response.headers.get('content-type', 'no content type')})")
+        if envelope.code != 0:
+            raise errors.from_envelope(envelope.code, envelope.msg, what, request_id)
+        return envelope.data
+
+
+def _read_envelope(response: httpx.Response) -> Envelope | None:
+    try:
+        return Envelope.model_validate_json(response.content)
+    except ValidationError:
+        return None

@@ -1,0 +1,116 @@
+"""Settings: every CUTOUT_* variable in one validated object.
+
+The API key is held as a `SecretStr` so that printing, logging or
+serialising the settings shows `**********`, never the key itself. It comes
+from the environment only; no tool argument can set it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .catalog import MAX_WAIT_SECONDS
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+DEFAULT_BASE_URL = "https://www.cutout.pro"
+DEFAULT_WAIT_SECONDS = 45.0
+"""Below the ~60 s after which many clients abandon a tool call."""
+
+_ENV = {
+    "api_key": "CUTOUT_API_KEY",
+    "base_url": "CUTOUT_BASE_URL",
+    "wait_seconds": "CUTOUT_WAIT_SECONDS",
+    "http_timeout": "CUTOUT_HTTP_TIMEOUT",
+    "log_level": "CUTOUT_LOG_LEVEL",
+    "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
+    "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot run with; the message says which and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+    http_timeout: float = Field(default=30.0, gt=0, le=600)
+    log_level: LogLevel = "INFO"
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted by the HTTP transports besides loopback."""
+    allowed_origins: tuple[str, ...] = ()
+    trusted_image_origins: tuple[str, ...] = ()
+    """Origins whose plain-HTTP image URLs are accepted (the sandbox's own)."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts", "allowed_origins", "trusted_image_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @property
+    def binds_loopback(self) -> bool:
+        return is_loopback_host(self.host)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from the environment, with explicit values (CLI flags) winning."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """Name each bad setting by its environment variable, without echoing values (one may be the key)."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        name = _ENV.get(field, f"--{field.replace('_', '-')}")
+        parts.append(f"{name}: {err['msg']}")
+    return "Invalid configuration: " + "; ".join(parts)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

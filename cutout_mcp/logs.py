@@ -1,0 +1,56 @@
+"""Logging to stderr with the API key redacted.
+
+On stdio, stdout carries the protocol, so nothing may be printed there. The
+redaction filter sits on the handler, so a record from any library (httpx,
+uvicorn, the SDK) is scrubbed before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from .config import Settings
+
+REDACTED = "[REDACTED]"
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every occurrence of the given secrets in a formatted record."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        redacted = redact(message, self._secrets)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(text, self._secrets)
+        return True
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every log record to stderr, scrubbed of the API key."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    secret = settings.api_key.get_secret_value() if settings.api_key else ""
+    handler.addFilter(RedactingFilter([secret]))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # httpx logs every request line at INFO; keep that for DEBUG runs only.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
