@@ -1,0 +1,22 @@
+"""Who is calling: the key that scopes jobs, ledger rows and task handles.
+
+On stdio (and in process) there is one user, the one who started the
+server, called `LOCAL`. On the HTTP transports with authentication, the
+principal is the SDK's authenticated (client, issuer, subject) identity, so
+one remote user never sees another's jobs.
+"""
+
+from __future__ import annotations
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.request_state import compact_json, principal_components
+
+LOCAL = "local"
+
+
+def current_principal() -> str:
+    """The caller of the request being handled (reads the SDK's auth context variable)."""
+    token = get_access_token()
+    if token is None:
+        return LOCAL
+    return compact_json(principal_components(token))
