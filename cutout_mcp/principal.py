@@ -9,7 +9,8 @@ one remote user never sees another's jobs.
 from __future__ import annotations
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.request_state import compact_json, principal_components
+from mcp.server.auth.provider import principal_components
+from mcp.server.request_state import compact_json
 
 LOCAL = "local"
 
