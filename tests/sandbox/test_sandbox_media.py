@@ -137,3 +137,10 @@ async def test_remote_sources_are_fetched_with_a_size_cap(clock: ManualClock, re
     assert sizes["wide"] == (600, 300), "a fetched source keeps its own ratio and size"
     assert sizes["huge"] == (960, 720), "over 10 MB: placeholder instead"
     assert sizes["gone"] == (960, 720)
+
+
+def test_auto_format_falls_back_to_gif_without_pyav(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cutout_mcp.sandbox.state.av_available", lambda: False)
+    assert SandboxState(SandboxConfig(clock=clock)).video_ext == "gif"
+    with pytest.raises(ValueError, match="PyAV"):
+        SandboxState(SandboxConfig(clock=clock, video_format="mp4"))
