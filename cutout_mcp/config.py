@@ -34,6 +34,12 @@ _ENV = {
 }
 
 
+_HTTP_ONLY = {"allowed_hosts", "allowed_origins"}
+
+ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
+"""Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
+
+
 class ConfigError(ValueError):
     """A setting has a value the server cannot run with; the message says which and why."""
 

@@ -1,0 +1,116 @@
+"""Settings from the environment, the CLI's refusals, and logging that never shows the key."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from cutout_mcp.cli import build_parser, main, transport_security
+from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.logs import REDACTED, RedactingFilter
+
+
+def test_settings_come_from_the_environment() -> None:
+    settings = Settings.load(
+        {
+            "CUTOUT_API_KEY": " secret-key ",
+            "CUTOUT_BASE_URL": "http://127.0.0.1:9999/",
+            "CUTOUT_WAIT_SECONDS": "12.5",
+            "CUTOUT_HTTP_TIMEOUT": "7",
+            "CUTOUT_LOG_LEVEL": "debug",
+            "CUTOUT_ALLOWED_HOSTS": "mcp.example.com, other.example.com:*",
+        }
+    )
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "secret-key"
+    assert settings.base_url == "http://127.0.0.1:9999"
+    assert settings.wait_seconds == 12.5
+    assert settings.http_timeout == 7
+    assert settings.log_level == "DEBUG"
+    assert settings.allowed_hosts == ("mcp.example.com", "other.example.com:*")
+
+
+def test_defaults_need_nothing() -> None:
+    settings = Settings.load({})
+    assert settings.api_key is None
+    assert settings.base_url == "https://www.cutout.pro"
+    assert settings.transport == "stdio"
+    assert settings.host == "127.0.0.1"
+
+
+def test_flags_override_the_environment() -> None:
+    settings = Settings.load({"CUTOUT_LOG_LEVEL": "ERROR"}, log_level="DEBUG", port=9000)
+    assert settings.log_level == "DEBUG"
+    assert settings.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"CUTOUT_WAIT_SECONDS": "-1"}, "CUTOUT_WAIT_SECONDS"),
+        ({"CUTOUT_WAIT_SECONDS": "soon"}, "CUTOUT_WAIT_SECONDS"),
+        ({"CUTOUT_BASE_URL": "ftp://x"}, "CUTOUT_BASE_URL"),
+        ({"CUTOUT_HTTP_TIMEOUT": "0"}, "CUTOUT_HTTP_TIMEOUT"),
+        ({"CUTOUT_LOG_LEVEL": "LOUD"}, "CUTOUT_LOG_LEVEL"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        Settings.load(env)
+
+
+def test_the_key_is_never_shown_by_the_settings() -> None:
+    settings = Settings.load({"CUTOUT_API_KEY": "top-secret-123"})
+    assert "top-secret-123" not in repr(settings)
+    assert "top-secret-123" not in str(settings)
+    assert "top-secret-123" not in settings.model_dump_json()
+
+
+def test_loopback_http_binding_gets_host_and_origin_checks() -> None:
+    security = transport_security(Settings(transport="streamable-http"))
+    assert security.enable_dns_rebinding_protection is True
+    assert "127.0.0.1:*" in security.allowed_hosts
+    assert "http://localhost:*" in security.allowed_origins
+
+
+def test_public_binding_without_allowed_hosts_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--allowed-host"):
+        transport_security(Settings(transport="sse", host="0.0.0.0"))  # noqa: S104
+
+
+def test_public_binding_with_allowed_hosts_checks_them() -> None:
+    security = transport_security(
+        Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",))  # noqa: S104
+    )
+    assert "mcp.example.com" in security.allowed_hosts
+
+
+def test_cli_refuses_public_binding_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--transport", "streamable-http", "--host", "0.0.0.0"]) == 2  # noqa: S104
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--allowed-host" in captured.err
+
+
+def test_cli_reports_bad_environment_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUTOUT_WAIT_SECONDS", "forever")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "CUTOUT_WAIT_SECONDS" in err
+    assert "Traceback" not in err
+
+
+def test_parser_knows_the_transports() -> None:
+    args = build_parser().parse_args(["--transport", "sse", "--port", "9001", "--allowed-host", "a.example"])
+    assert (args.transport, args.port, args.allowed_hosts) == ("sse", 9001, ["a.example"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--transport", "carrier-pigeon"])
+
+
+def test_log_records_are_scrubbed_of_the_key() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "sending %s to %s", ("key-abc123", "host"), None)
+    assert RedactingFilter(["key-abc123"]).filter(record) is True
+    assert record.getMessage() == f"sending {REDACTED} to host"
