@@ -76,18 +76,18 @@ def test_loopback_http_binding_gets_host_and_origin_checks() -> None:
 
 def test_public_binding_without_allowed_hosts_is_refused() -> None:
     with pytest.raises(ConfigError, match="--allowed-host"):
-        transport_security(Settings(transport="sse", host="0.0.0.0"))  # noqa: S104
+        transport_security(Settings(transport="sse", host="0.0.0.0"))
 
 
 def test_public_binding_with_allowed_hosts_checks_them() -> None:
     security = transport_security(
-        Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",))  # noqa: S104
+        Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",))
     )
     assert "mcp.example.com" in security.allowed_hosts
 
 
 def test_cli_refuses_public_binding_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--transport", "streamable-http", "--host", "0.0.0.0"]) == 2  # noqa: S104
+    assert main(["--transport", "streamable-http", "--host", "0.0.0.0"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "--allowed-host" in captured.err
