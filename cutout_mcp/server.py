@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -28,6 +29,7 @@ from .config import Settings
 from .errors import CutoutError
 from .jobs import Clock, MonotonicClock, PollPolicy, wait_for_job
 from .models import EditResult, VideoJob, iso_from_millis
+from .tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
 from .validation import (
     InvalidArgumentError,
     check_edit_images,
@@ -103,14 +105,16 @@ def build_server(
     clock: Clock | None = None,
     retry: RetryPolicy | None = None,
     poll_policy: PollPolicy | None = None,
+    extra_instructions: str = "",
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or MonotonicClock()
+    tasks = TasksExtension(task_tools=frozenset({"generate_video"}))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
-        async with client:
+        async with client, tasks.running():  # tasks end before the client closes
             if not client.has_key:
                 logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
             yield AppContext(settings, client, the_clock, poll_policy or PollPolicy())
@@ -118,10 +122,11 @@ def build_server(
     server = CutoutServer(
         "cutout-mcp",
         title="cutout.pro video and image editing",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + extra_instructions,
         version=__version__,
         website_url="https://www.cutout.pro",
         lifespan=lifespan,
+        extensions=[tasks],
     )
     _register_tools(server, settings)
     return server
@@ -169,7 +174,10 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
 
     def progress_sender(ctx: Context[AppContext, Any]) -> Callable[[float, float, str], Any]:
         async def send(progress: float, total: float, message: str) -> None:
-            await ctx.report_progress(progress, total, message)
+            if in_task():  # a task's request stream is gone: progress goes to tasks/get instead
+                set_status(message)
+            else:
+                await ctx.report_progress(progress, total, message)
 
         return send
 
@@ -179,7 +187,8 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             f"Turn a still image into a short video with cutout.pro. COSTS {catalog.VIDEO_CREDITS} CREDITS "
             "per call, whatever the outcome. Submits the job, then waits up to wait_seconds for it while "
             "reporting progress; returns the job, finished or not. An unfinished job keeps running: "
-            "resume it with get_video_result(id). Do not call this again for the same request."
+            "resume it with get_video_result(id). Do not call this again for the same request. A client "
+            "that supports MCP tasks gets a task instead, which waits for the finished video."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -201,10 +210,20 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
         try:
             url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
             text = check_prompt(prompt, required=False)
-            job_id = await state.client.submit_video(url, text)
+            with anyio.CancelScope(shield=True):  # once sent, the paid submit's job id must not be lost
+                job_id = await state.client.submit_video(url, text)
         except (InvalidArgumentError, CutoutError) as exc:
             raise _tool_error(exc) from None
         logger.info("Submitted video job %s", job_id)
+        if in_task():  # no client call limit applies: wait for the job itself, within a generous bound
+            wait_seconds = TASK_MAX_WAIT_SECONDS
+            set_status(
+                f"Video job {job_id} was submitted ({catalog.VIDEO_CREDITS} credits); waiting for cutout.pro.",
+                resume_hint=(
+                    f"Video job {job_id} itself cannot be cancelled at cutout.pro: it keeps running and its "
+                    f"credits are spent. {_video_job_tip(job_id)}"
+                ),
+            )
         try:
             job = await wait_for_job(
                 state.client,
