@@ -14,6 +14,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
@@ -21,6 +22,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from . import __version__
 from .config import ConfigError, Settings
 from .logs import configure_logging
+from .sandbox_mode import add_sandbox_arguments, sandbox_config
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from .sandbox import SandboxConfig
 
 logger = logging.getLogger("cutout_mcp")
 
@@ -53,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="browser Origin allowed to call the HTTP transports (repeatable)",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    sandbox = parser.add_argument_group("sandbox", "run against a local cutout.pro stand-in; no key or credits")
+    sandbox.add_argument(
+        "--sandbox", action="store_true", help="serve MCP wired to an in-process sandbox instead of cutout.pro"
+    )
+    add_sandbox_arguments(sandbox)
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_sandbox = commands.add_parser(
+        "sandbox",
+        help="run only the local cutout.pro sandbox (point CUTOUT_BASE_URL at it)",
+        description="Serve the cutout.pro sandbox on loopback until interrupted.",
+    )
+    run_sandbox.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)")
+    add_sandbox_arguments(run_sandbox)
+    demo = commands.add_parser(
+        "demo",
+        help="show the server at work against the sandbox: edit an image, make a video, save both",
+        description="Start cutout-mcp in sandbox mode over stdio and use it as an assistant would.",
+    )
+    demo.add_argument("--output", default="cutout-demo", help="folder for the results (default ./cutout-demo)")
     return parser
 
 
@@ -69,11 +96,26 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> None:
     """Run the MCP server on the configured transport until it is stopped."""
     from .server import build_server
 
-    server = build_server(settings)
+    if sandbox is not None:
+        from .sandbox import run_sandbox
+        from .sandbox_mode import attach_sandbox, sandbox_instructions, sandbox_settings
+
+        async with run_sandbox(sandbox) as running:
+            logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
+            sandboxed = build_server(
+                sandbox_settings(settings, running), extra_instructions=sandbox_instructions(running)
+            )
+            attach_sandbox(sandboxed, running)  # type: ignore[arg-type]
+            await _run_transport(sandboxed, settings)
+        return
+    await _run_transport(build_server(settings), settings)
+
+
+async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
     if settings.transport == "stdio":
         await server.run_stdio_async()
         return
@@ -86,6 +128,15 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        from .sandbox import serve as serve_sandbox
+
+        serve_sandbox(sandbox_config(args, port=args.port))
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.output)
     try:
         settings = Settings.load(
             transport=args.transport,
@@ -102,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cutout-mcp: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, settings)
+        anyio.run(serve, settings, sandbox_config(args) if args.sandbox else None)
     return 0
 
 

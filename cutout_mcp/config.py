@@ -11,8 +11,9 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .catalog import MAX_WAIT_SECONDS
 
@@ -86,6 +87,17 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trust_a_local_upstream(cls, values: object) -> object:
+        """A loopback http upstream is a sandbox: its own image URLs are trusted like in --sandbox mode."""
+        if isinstance(values, dict) and not values.get("trusted_image_origins"):
+            base = str(values.get("base_url", ""))
+            host = urlsplit(base).hostname or ""
+            if base.startswith("http://") and is_loopback_host(host):
+                return {**values, "trusted_image_origins": (base.rstrip("/"),)}
+        return values
 
     @property
     def binds_loopback(self) -> bool:

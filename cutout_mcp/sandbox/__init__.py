@@ -66,13 +66,42 @@ processed and charged (``after: false`` to fire before); on other methods before
 
 from __future__ import annotations
 
-from cutout_mcp.sandbox.app import create_app
-from cutout_mcp.sandbox.clock import Clock, ManualClock, SystemClock
-from cutout_mcp.sandbox.config import DEFAULT_API_KEY, SandboxConfig
-from cutout_mcp.sandbox.faults import Fault, Faults, InjectedDisconnect
-from cutout_mcp.sandbox.runner import Sandbox, run_sandbox, serve
-from cutout_mcp.sandbox.state import SandboxState
-from cutout_mcp.sandbox.triggers import Trigger
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cutout_mcp.sandbox.app import create_app
+    from cutout_mcp.sandbox.clock import Clock, ManualClock, SystemClock
+    from cutout_mcp.sandbox.config import DEFAULT_API_KEY, SandboxConfig
+    from cutout_mcp.sandbox.faults import Fault, Faults, InjectedDisconnect
+    from cutout_mcp.sandbox.runner import Sandbox, run_sandbox, serve
+    from cutout_mcp.sandbox.state import SandboxState
+    from cutout_mcp.sandbox.triggers import Trigger
+
+_HOMES = {
+    "create_app": "app",
+    "Clock": "clock",
+    "ManualClock": "clock",
+    "SystemClock": "clock",
+    "DEFAULT_API_KEY": "config",
+    "SandboxConfig": "config",
+    "Fault": "faults",
+    "Faults": "faults",
+    "InjectedDisconnect": "faults",
+    "Sandbox": "runner",
+    "run_sandbox": "runner",
+    "serve": "runner",
+    "SandboxState": "state",
+    "Trigger": "triggers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use, so `cutout-mcp` without --sandbox never loads the web stack for it."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"cutout_mcp.sandbox.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'cutout_mcp.sandbox' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_API_KEY",

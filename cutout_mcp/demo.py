@@ -1,0 +1,136 @@
+"""`cutout-mcp demo`: the server at work, with no key and no credits.
+
+Starts `cutout-mcp --sandbox` over stdio and talks to it with the official
+MCP client exactly as an assistant would: lists the tools, edits the sandbox's
+sample photo, makes a video from it while drawing a progress bar from the
+progress notifications, resumes the job if the first wait ends early, and
+saves the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult
+
+from .sandbox_mode import SANDBOX_RESOURCE
+
+BAR_WIDTH = 30
+
+
+def run_demo(output: str) -> int:
+    folder = Path(output).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return anyio.run(_demo, folder)
+
+
+def _server() -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUTOUT_")}
+    args = ["-m", "cutout_mcp", "--sandbox", "--queue-seconds", "3", "--job-seconds", "9", "--log-level", "WARNING"]
+    return StdioServerParameters(command=sys.executable, args=args, env=env)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class ProgressBar:
+    """Draws progress notifications; redraws in place on a terminal, one line each otherwise."""
+
+    def __init__(self) -> None:
+        self.live = sys.stdout.isatty()
+        self.drawn = False
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        fraction = max(0.0, min(1.0, progress / (total or 100)))
+        filled = int(fraction * BAR_WIDTH)
+        line = f"  [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction * 100:5.1f}%  {message or ''}"
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns
+            print("\r" + line[: width - 1].ljust(width - 1), end="", flush=True)
+            self.drawn = True
+        else:
+            _say(line)
+
+    def finish(self) -> None:
+        if self.drawn:
+            _say()
+            self.drawn = False
+
+
+def _fail(result: CallToolResult) -> int:
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    _say(f"error: {text}")
+    return 1
+
+
+async def _save(http: httpx.AsyncClient, url: str, folder: Path, stem: str) -> Path:
+    suffix = Path(url.split("?", 1)[0]).suffix or ".bin"
+    target = folder / f"{stem}{suffix}"
+    async with http.stream("GET", url) as response:
+        response.raise_for_status()
+        with target.open("wb") as file:
+            async for chunk in response.aiter_bytes():
+                file.write(chunk)
+    return target
+
+
+async def _demo(folder: Path) -> int:
+    _say("Starting cutout-mcp in sandbox mode over stdio (no API key, no credits)...")
+    async with Client(_server()) as client, httpx.AsyncClient(timeout=30) as http:
+        info = client.server_info
+        _say(f"Connected to {info.name if info else 'cutout-mcp'} {info.version if info else ''}")
+        tools = (await client.list_tools()).tools
+        _say("Tools: " + ", ".join(tool.name for tool in tools))
+        sandbox: dict[str, Any] = json.loads(
+            getattr((await client.read_resource(SANDBOX_RESOURCE)).contents[0], "text", "{}")
+        )
+        image = sandbox["sample_image_url"]
+        _say(f"Source image: {image}\n")
+
+        _say("1. edit_image: 'Give the scene a warm sunset glow' with gemini-2.5-flash-image, 16:9")
+        edit = await client.call_tool(
+            "edit_image",
+            {
+                "prompt": "Give the scene a warm sunset glow",
+                "image_urls": [image],
+                "model": "gemini-2.5-flash-image",
+                "aspect_ratio": "16:9",
+            },
+        )
+        if edit.is_error or edit.structured_content is None:
+            return _fail(edit)
+        edited = await _save(http, edit.structured_content["image_url"], folder, "edited")
+        _say(f"   {edit.structured_content['message']} Saved {edited}\n")
+
+        _say("2. generate_video: 'slow zoom over the hills', waiting with progress")
+        bar = ProgressBar()
+        result = await client.call_tool(
+            "generate_video",
+            {"image_url": image, "prompt": "slow zoom over the hills", "wait_seconds": 20},
+            progress_callback=bar,
+        )
+        while not result.is_error and result.structured_content and result.structured_content["next_step"]:
+            bar.finish()
+            job_id = result.structured_content["id"]
+            _say(f"   Not finished yet; resuming with get_video_result(id={job_id})")
+            result = await client.call_tool(
+                "get_video_result", {"id": job_id, "wait_seconds": 20}, progress_callback=bar
+            )
+        bar.finish()
+        if result.is_error or result.structured_content is None:
+            return _fail(result)
+        job = result.structured_content
+        video = await _save(http, job["result_url"], folder, f"video-{job['id']}")
+        cover = await _save(http, job["cover_url"], folder, f"cover-{job['id']}")
+        _say(f"   {job['message']} {job['width']}x{job['height']}, {job['credits_charged']} (sandbox) credits.")
+        _say(f"\nSaved to {folder}:\n  {edited.name}\n  {video.name}\n  {cover.name}")
+    return 0
