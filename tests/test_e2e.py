@@ -203,3 +203,21 @@ async def test_a_paid_post_that_reached_cutout_is_never_repeated(kind: str, path
     assert "Traceback" not in text_of(result)
     assert sandbox.state.requests[path] == 1, "the POST was sent once"
     assert sandbox.state.charges == 1, "and charged once"
+
+
+async def test_the_demo_saves_real_media(tmp_path: Path) -> None:
+    from PIL import Image
+
+    result = await anyio.run_process([CUTOUT_MCP, "demo", "--output", str(tmp_path)], check=False)
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert "Tools: " in output
+    assert "100.0%" in output, "the progress bar reached the end"
+    saved = {path.name.split("-")[0].split(".")[0]: path for path in tmp_path.iterdir()}
+    assert set(saved) == {"edited", "video", "cover"}
+    with Image.open(saved["edited"]) as edited:
+        assert edited.format == "JPEG"
+        assert edited.width * 9 == edited.height * 16, "the demo asks for 16:9"
+    with Image.open(saved["cover"]) as cover:
+        assert cover.format == "JPEG"
+    assert saved["video"].stat().st_size > 1000
