@@ -205,12 +205,14 @@ async def test_a_paid_post_that_reached_cutout_is_never_repeated(kind: str, path
     assert sandbox.state.charges == 1, "and charged once"
 
 
-async def test_the_demo_saves_real_media(tmp_path: Path) -> None:
+def test_the_demo_saves_real_media(tmp_path: Path) -> None:
     from PIL import Image
 
-    result = await anyio.run_process([CUTOUT_MCP, "demo", "--output", str(tmp_path)], check=False)
-    output = result.stdout.decode()
-    assert result.returncode == 0, output + result.stderr.decode()
+    result = subprocess.run(
+        [CUTOUT_MCP, "demo", "--output", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
     assert "Tools: " in output
     assert "100.0%" in output, "the progress bar reached the end"
     saved = {path.name.split("-")[0].split(".")[0]: path for path in tmp_path.iterdir()}
