@@ -80,9 +80,7 @@ def test_public_binding_without_allowed_hosts_is_refused() -> None:
 
 
 def test_public_binding_with_allowed_hosts_checks_them() -> None:
-    security = transport_security(
-        Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",))
-    )
+    security = transport_security(Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",)))
     assert "mcp.example.com" in security.allowed_hosts
 
 
