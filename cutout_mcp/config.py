@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -32,6 +34,8 @@ _ENV = {
     "log_level": "CUTOUT_LOG_LEVEL",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
+    "state_dir": "CUTOUT_STATE_DIR",
+    "credit_budget": "CUTOUT_CREDIT_BUDGET",
 }
 
 
@@ -61,6 +65,10 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     trusted_image_origins: tuple[str, ...] = ()
     """Origins whose plain-HTTP image URLs are accepted (the sandbox's own)."""
+    state_dir: Path = Field(default_factory=lambda: default_state_dir())
+    """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
+    credit_budget: int | None = Field(default=None, ge=0)
+    """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -123,6 +131,21 @@ def _describe(exc: ValidationError) -> str:
         name = _ENV.get(field, f"--{field.replace('_', '-')}")
         parts.append(f"{name}: {err['msg']}")
     return "Invalid configuration: " + "; ".join(parts)
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The per-user state folder of the platform's convention, without a dependency to find it."""
+    env = os.environ if environ is None else environ
+    platform = platform or sys.platform
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "cutout-mcp"
+    if platform == "win32":
+        local = env.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / "cutout-mcp"
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "state"
+    return base / "cutout-mcp"
 
 
 def is_loopback_host(host: str) -> bool:

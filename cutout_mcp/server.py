@@ -10,15 +10,16 @@ from settings inside `build_server`.
 """
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
@@ -26,9 +27,12 @@ from . import __version__, catalog
 from .arguments import describe_invalid_arguments
 from .client import CutoutClient, RetryPolicy
 from .config import Settings
-from .errors import CutoutError
-from .jobs import Clock, MonotonicClock, PollPolicy, wait_for_job
-from .models import EditResult, VideoJob, iso_from_millis
+from .errors import CutoutError, MalformedResponseError, NoAnswerError, ServiceError
+from .jobs import Clock, MonotonicClock, PollPolicy
+from .ledger import BudgetExceededError, JobList, Ledger, open_ledger
+from .locks import KeyedLocks
+from .models import EditResult, JobStatus, VideoJob, iso_from_millis
+from .principal import current_principal
 from .tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
 from .validation import (
     InvalidArgumentError,
@@ -38,6 +42,7 @@ from .validation import (
     parse_job_id,
     url_pattern,
 )
+from .watch import JobWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,9 @@ class AppContext:
     client: CutoutClient
     clock: Clock
     poll_policy: PollPolicy
+    ledger: Ledger
+    watcher: JobWatcher
+    submit_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
 
 INSTRUCTIONS = f"""\
@@ -81,6 +89,56 @@ def _video_job_tip(job_id: int) -> str:
 
 def _tool_error(exc: Exception) -> ToolError:
     return ToolError(str(exc))
+
+
+@dataclass
+class _Live:
+    """The running AppContext, for static resources, which the SDK gives no Context."""
+
+    app: AppContext | None = None
+
+
+def _may_have_charged(exc: CutoutError) -> bool:
+    """Whether a failed paid POST may still have reached cutout.pro (so its credits stay counted)."""
+    return isinstance(exc, NoAnswerError | ServiceError | MalformedResponseError)
+
+
+def _ledger_error(exc: sqlite3.Error) -> ToolError:
+    return ToolError(
+        f"The job ledger cannot be written ({exc}), so nothing was sent to cutout.pro or charged. "
+        "Check that CUTOUT_STATE_DIR is writable and has free space."
+    )
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    job_id: int
+    credits: int
+    """0 when an identical unfinished job was reused instead."""
+
+
+async def _submit_video(state: AppContext, url: str, text: str | None, *, force_new: bool) -> _Submitted:
+    """Submit once per identical request: reuse an unfinished identical job, else pay and record at once."""
+    principal = current_principal()
+    async with state.submit_locks.hold((principal, url, text)):
+        if not force_new:
+            existing = await state.ledger.find_active(principal, url, text)
+            if existing is not None:
+                logger.info("Reusing unfinished video job %s instead of paying again", existing.id)
+                return _Submitted(existing.id, 0)
+        with anyio.CancelScope(shield=True):  # once sent, the paid submit's job id must not be lost
+            charge = await state.ledger.reserve(principal, "video", catalog.VIDEO_CREDITS, state.settings.credit_budget)
+            try:
+                job_id = await state.client.submit_video(url, text)
+            except CutoutError as exc:
+                if not _may_have_charged(exc):
+                    await state.ledger.release(charge)
+                raise
+            try:
+                await state.ledger.record_video_job(charge, job_id, principal, url, text, catalog.VIDEO_CREDITS)
+            except sqlite3.Error:
+                logger.exception("Video job %s was submitted but could not be written to the ledger", job_id)
+    return _Submitted(job_id, catalog.VIDEO_CREDITS)
 
 
 class CutoutServer(MCPServer[AppContext]):
@@ -110,14 +168,23 @@ def build_server(
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or MonotonicClock()
     tasks = TasksExtension(task_tools=frozenset({"generate_video"}))
+    live = _Live()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
         client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
-        async with client, tasks.running():  # tasks end before the client closes
+        policy = poll_policy or PollPolicy()
+        # tasks end before the watcher's poll loops, and those before the ledger and the client close
+        async with (
+            client,
+            open_ledger(settings.state_dir) as ledger,
+            JobWatcher(client.get_video, the_clock, policy, on_update=ledger.update_job).running() as watcher,
+            tasks.running(),
+        ):
             if not client.has_key:
                 logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
-            yield AppContext(settings, client, the_clock, poll_policy or PollPolicy())
+            live.app = AppContext(settings, client, the_clock, policy, ledger, watcher)
+            yield live.app
 
     server = CutoutServer(
         "cutout-mcp",
@@ -129,6 +196,7 @@ def build_server(
         extensions=[tasks],
     )
     _register_tools(server, settings)
+    _register_ledger(server, live)
     return server
 
 
@@ -187,7 +255,9 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             f"Turn a still image into a short video with cutout.pro. COSTS {catalog.VIDEO_CREDITS} CREDITS "
             "per call, whatever the outcome. Submits the job, then waits up to wait_seconds for it while "
             "reporting progress; returns the job, finished or not. An unfinished job keeps running: "
-            "resume it with get_video_result(id). Do not call this again for the same request. A client "
+            "resume it with get_video_result(id). Do not call this again for the same request: while an "
+            "identical job (same image_url and prompt) is unfinished, that job is returned instead, free; "
+            "force_new=true pays for a new one anyway. A client "
             "that supports MCP tasks gets a task instead, which waits for the finished video."
         ),
         annotations=ToolAnnotations(
@@ -205,16 +275,27 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             ),
         ] = None,
         wait_seconds: WaitSeconds = settings.wait_seconds,
+        force_new: Annotated[
+            bool,
+            Field(
+                description=(
+                    "Pay for a new job even while an identical one (same image_url and prompt) is still "
+                    "queued or processing. Without it, that unfinished job is returned instead, free."
+                )
+            ),
+        ] = False,
     ) -> VideoJob:
         state = app(ctx)
         try:
             url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
             text = check_prompt(prompt, required=False)
-            with anyio.CancelScope(shield=True):  # once sent, the paid submit's job id must not be lost
-                job_id = await state.client.submit_video(url, text)
-        except (InvalidArgumentError, CutoutError) as exc:
+            submitted = await _submit_video(state, url, text, force_new=force_new)
+        except (InvalidArgumentError, CutoutError, BudgetExceededError) as exc:
             raise _tool_error(exc) from None
-        logger.info("Submitted video job %s", job_id)
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc) from None
+        job_id, charged = submitted.job_id, submitted.credits
+        logger.info("Submitted video job %s" if charged else "Returning unfinished video job %s", job_id)
         if in_task():  # no client call limit applies: wait for the job itself, within a generous bound
             wait_seconds = TASK_MAX_WAIT_SECONDS
             set_status(
@@ -225,20 +306,17 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
                 ),
             )
         try:
-            job = await wait_for_job(
-                state.client,
-                job_id,
-                wait_seconds,
-                credits_charged=catalog.VIDEO_CREDITS,
-                clock=state.clock,
-                policy=state.poll_policy,
-                on_progress=progress_sender(ctx),
+            job = await state.watcher.wait(
+                job_id, wait_seconds, credits_charged=charged, on_progress=progress_sender(ctx)
             )
         except Exception as exc:
+            cost = f"{charged} credits" if charged else "earlier; nothing charged now"
             raise ToolError(
-                f"Video job {job_id} was submitted ({catalog.VIDEO_CREDITS} credits), but reading its state "
+                f"Video job {job_id} was submitted ({cost}), but reading its state "
                 f"failed: {exc} {_video_job_tip(job_id)}"
             ) from None
+        if not charged:
+            job = job.model_copy(update={"message": f"{_REUSED.format(id=job_id)} {job.message}"})
         return _finish(job)
 
     @server.tool(
@@ -263,14 +341,10 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
         state = app(ctx)
         try:
             job_id = parse_job_id(id)
-            job = await wait_for_job(
-                state.client,
-                job_id,
-                wait_seconds,
-                clock=state.clock,
-                policy=state.poll_policy,
-                on_progress=progress_sender(ctx),
-            )
+            owner = await state.ledger.owner(job_id)
+            if owner is not None and owner != current_principal():
+                raise ToolError(f"No video job {job_id} is known for you. Check the id with list_video_jobs.")
+            job = await state.watcher.wait(job_id, wait_seconds, on_progress=progress_sender(ctx))
         except (InvalidArgumentError, CutoutError) as exc:
             raise _tool_error(exc) from None
         return _finish(job)
@@ -327,9 +401,20 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
                 for i, url in enumerate(image_urls)
             ]
             entry = check_edit_images(model, urls)
-            result = await state.client.edit_image(text, entry.name, aspect_ratio, urls)
-        except (InvalidArgumentError, CutoutError) as exc:
+            principal = current_principal()
+            with anyio.CancelScope(shield=True):  # the charge must be settled whatever the caller does
+                charge = await state.ledger.reserve(principal, "edit", entry.credits, settings.credit_budget)
+                try:
+                    result = await state.client.edit_image(text, entry.name, aspect_ratio, urls)
+                except CutoutError as exc:
+                    if not _may_have_charged(exc):
+                        await state.ledger.release(charge)
+                    raise
+                await state.ledger.record_edit(charge, result.id, entry.name)
+        except (InvalidArgumentError, CutoutError, BudgetExceededError) as exc:
             raise _tool_error(exc) from None
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc) from None
         if result.status != 1 or not result.image_url:
             reason = result.fail_reason or "no reason given"
             raise ToolError(
@@ -349,6 +434,86 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             credits_charged=entry.credits,
             message=f"Edited with {entry.name} for {entry.credits} credits.",
         )
+
+
+_REUSED = (
+    "This is the existing video job {id} for the same image and prompt, still unfinished, so nothing was "
+    "charged; call generate_video with force_new=true only if a second video is really wanted."
+)
+
+
+def _register_ledger(server: MCPServer[AppContext], live: _Live) -> None:
+    """list_video_jobs and the cutout:// resources: the ledger, scoped to the caller."""
+
+    def ledger() -> Ledger:
+        if live.app is None:
+            raise RuntimeError("the server is not running")
+        return live.app.ledger
+
+    def budget() -> int | None:
+        return live.app.settings.credit_budget if live.app is not None else None
+
+    @server.tool(
+        title="List my video jobs",
+        description=(
+            "List the video jobs you started on this server, newest first, from its job ledger (free; "
+            "nothing is sent to cutout.pro). Status is as of each job's last check: call get_video_result(id) "
+            "for the current state. Use it to find a job from an earlier conversation. Also reports the "
+            "credits spent and, if a budget is set, what remains."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def list_video_jobs(
+        status: Annotated[
+            JobStatus | None, Field(description="Only jobs in this state (as last seen); all when omitted.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many jobs (1-100).")] = 20,
+    ) -> JobList:
+        principal = current_principal()
+        jobs = await ledger().list_jobs(principal, status, limit)
+        credits = await ledger().credits(principal, budget())
+        which = f" {status}" if status else ""
+        return JobList(jobs=jobs, credits=credits, message=f"{len(jobs)}{which} video job(s), newest first.")
+
+    @server.resource(
+        "cutout://jobs",
+        name="video_jobs",
+        title="My video jobs",
+        description="Your 100 newest video jobs from the job ledger, newest first, with credits spent (JSON).",
+        mime_type="application/json",
+    )
+    async def jobs_resource() -> str:
+        principal = current_principal()
+        jobs = await ledger().list_jobs(principal, None, 100)
+        credits = await ledger().credits(principal, budget())
+        return JobList(jobs=jobs, credits=credits, message=f"{len(jobs)} video job(s), newest first.").model_dump_json(
+            indent=2
+        )
+
+    @server.resource(
+        "cutout://jobs/{id}",
+        name="video_job",
+        title="A video job",
+        description="One of your video jobs as the ledger last saw it (JSON); get_video_result gives the live state.",
+        mime_type="application/json",
+    )
+    async def job_resource(id: str) -> str:
+        job = await ledger().get_job(current_principal(), int(id)) if id.isdigit() and len(id) < 20 else None
+        if job is None:
+            raise ResourceNotFoundError(f"No video job {id} in the ledger for you.")
+        return job.model_dump_json(indent=2)
+
+    @server.resource(
+        "cutout://credits",
+        name="credits",
+        title="Credits spent",
+        description="Credits recorded as spent (yours and in total) and what CUTOUT_CREDIT_BUDGET leaves (JSON).",
+        mime_type="application/json",
+    )
+    async def credits_resource() -> str:
+        return (await ledger().credits(current_principal(), budget())).model_dump_json(indent=2)
 
 
 def _finish(job: VideoJob) -> VideoJob:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -47,9 +48,19 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built without a state_dir (and spawned servers) keep their job ledger out of the real home."""
+    home = tmp_path_factory.mktemp("state-home")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.setenv("LOCALAPPDATA", str(home))
+    monkeypatch.delenv("CUTOUT_STATE_DIR", raising=False)
+    monkeypatch.delenv("CUTOUT_CREDIT_BUDGET", raising=False)
+
+
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(api_key=API_KEY, base_url=BASE_URL, wait_seconds=30)
+def settings(tmp_path: Path) -> Settings:
+    return Settings(api_key=API_KEY, base_url=BASE_URL, wait_seconds=30, state_dir=tmp_path / "state")
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ async def test_tools_are_listed_with_constraints_and_annotations(
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert client.instructions
         assert "get_video_result" in client.instructions
-    assert set(tools) == {"generate_video", "get_video_result", "edit_image"}
+    assert set(tools) == {"generate_video", "get_video_result", "edit_image", "list_video_jobs"}
 
     edit = tools["edit_image"].input_schema["properties"]
     assert edit["model"]["enum"] == list(catalog.EDIT_MODEL_NAMES)
@@ -310,7 +310,7 @@ async def test_without_a_key_tools_list_and_calls_name_the_variable(
 ) -> None:
     keyless = Settings(base_url="https://api.cutout.test")
     async with connect(keyless, mode, clock) as client:
-        assert len((await client.list_tools()).tools) == 3
+        assert len((await client.list_tools()).tools) == 4
         for tool, arguments in [
             ("generate_video", {"image_url": IMAGE}),
             ("edit_image", {"prompt": "x", "image_urls": [IMAGE]}),
