@@ -1,0 +1,62 @@
+"""Run every benchmark against the local sandbox, print one table, and write it to bench/results.md.
+
+    python bench/run_all.py            # the full run (a few minutes)
+    python bench/run_all.py --quick    # fewer repetitions, for a smoke check
+
+Each benchmark is also a script of its own (`python bench/cold_start.py`, ...).
+Everything runs on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import call_overhead, cold_start, many_jobs, poll_efficiency
+from bench._common import BENCH_DIR, Row, table
+
+RESULTS = BENCH_DIR / "results.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (numbers are noisier)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the table (default {RESULTS})")
+    args = parser.parse_args()
+    runs, calls, jobs = (5, 50, 100) if args.quick else (15, 200, 500)
+
+    rows: list[Row] = []
+    steps = [
+        ("cold start", lambda: anyio.run(cold_start.run, runs)),
+        ("call overhead", lambda: anyio.run(call_overhead.run, calls)),
+        ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
+        ("poll efficiency", poll_efficiency.run),
+    ]
+    for name, step in steps:
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += step()
+        print(f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+    summary = table(rows)
+    print(summary)
+    machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    args.output.write_text(
+        "# cutout-mcp benchmark results\n\n"
+        f"`python bench/run_all.py{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d')}, {machine}. "
+        "Medians unless stated; see each script's docstring for what is measured.\n\n"
+        f"{summary}\n\n## Poll efficiency per job (reads / completion-to-notification delay)\n\n"
+        f"{poll_efficiency.detail(poll_efficiency.results())}\n"
+    )
+    print(f"\nwritten to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

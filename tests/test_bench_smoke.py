@@ -1,0 +1,18 @@
+"""The benchmark helpers import and the deterministic poll simulation runs (no timings are checked)."""
+
+from __future__ import annotations
+
+from bench import _common, poll_efficiency
+
+
+def test_poll_simulation_runs_every_policy_to_the_end() -> None:
+    results = poll_efficiency.results()
+    assert set(results) == set(poll_efficiency.POLICIES)
+    for runs in results.values():
+        assert len(runs) == len(poll_efficiency.TIMELINES)
+        assert all(reads >= 1 and delay >= 0 for _, reads, delay in runs)
+
+
+def test_results_table_has_one_line_per_row() -> None:
+    rows = [_common.Row("b", "f", "1 ms", "1 ms", "< 2 ms", True)]
+    assert _common.table(rows).splitlines()[-1] == "| b | f | 1 ms | 1 ms | < 2 ms | yes |"
