@@ -36,10 +36,15 @@ _ENV = {
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
+    "preflight": "CUTOUT_PREFLIGHT",
+    "mcp_tokens": "CUTOUT_MCP_TOKEN",
+    "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
 }
+_FILES = {"api_key": "CUTOUT_API_KEY_FILE", "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE"}
+"""Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
 
 
-_HTTP_ONLY = {"allowed_hosts", "allowed_origins"}
+_HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"}
 
 ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
 """Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
@@ -69,6 +74,12 @@ class Settings(BaseModel):
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
+    preflight: bool = True
+    """Fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
+    mcp_tokens: tuple[SecretStr, ...] = ()
+    """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
+    max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -96,6 +107,15 @@ class Settings(BaseModel):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
+    @field_validator("mcp_tokens", mode="before")
+    @classmethod
+    def _token_list(cls, value: object) -> object:
+        """Comma- or line-separated; `#` starts a comment line in a token file."""
+        if isinstance(value, str):
+            lines = (line.strip() for line in value.replace(",", "\n").splitlines())
+            return tuple(line for line in lines if line and not line.startswith("#"))
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _trust_a_local_upstream(cls, values: object) -> object:
@@ -116,11 +136,28 @@ class Settings(BaseModel):
         """Settings from the environment, with explicit values (CLI flags) winning."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+        values.update(_read_secret_files(env, values))
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+
+
+def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
+    """Values of the `*_FILE` variables; naming both a value and its file is refused as ambiguous."""
+    found: dict[str, object] = {}
+    for field, var in _FILES.items():
+        path = env.get(var)
+        if not path:
+            continue
+        if field in values:
+            raise ConfigError(f"Set {_ENV[field]} or {var}, not both.")
+        try:
+            found[field] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{var}: cannot read {path} ({type(exc).__name__}).") from None
+    return found
 
 
 def _describe(exc: ValidationError) -> str:

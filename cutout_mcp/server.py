@@ -32,6 +32,7 @@ from .jobs import Clock, MonotonicClock, PollPolicy
 from .ledger import BudgetExceededError, JobList, Ledger, open_ledger
 from .locks import KeyedLocks
 from .models import EditResult, JobStatus, VideoJob, iso_from_millis
+from .preflight import ImageInspector, open_inspector
 from .principal import current_principal
 from .tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
 from .validation import (
@@ -65,6 +66,8 @@ class AppContext:
     ledger: Ledger
     watcher: JobWatcher
     submit_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    inspector: ImageInspector | None = None
+    """Pre-flight image checks; None when CUTOUT_PREFLIGHT=off."""
 
 
 INSTRUCTIONS = f"""\
@@ -164,6 +167,7 @@ def build_server(
     retry: RetryPolicy | None = None,
     poll_policy: PollPolicy | None = None,
     extra_instructions: str = "",
+    inspector: ImageInspector | None = None,
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or MonotonicClock()
@@ -183,8 +187,9 @@ def build_server(
         ):
             if not client.has_key:
                 logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
-            live.app = AppContext(settings, client, the_clock, policy, ledger, watcher)
-            yield live.app
+            async with open_inspector(settings, inspector) as checker:
+                live.app = AppContext(settings, client, the_clock, policy, ledger, watcher, inspector=checker)
+                yield live.app
 
     server = CutoutServer(
         "cutout-mcp",
@@ -289,6 +294,8 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
         try:
             url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
             text = check_prompt(prompt, required=False)
+            if state.inspector is not None and state.client.has_key:  # keyless calls fail first
+                await state.inspector.check_video_image(url)
             submitted = await _submit_video(state, url, text, force_new=force_new)
         except (InvalidArgumentError, CutoutError, BudgetExceededError) as exc:
             raise _tool_error(exc) from None
@@ -401,6 +408,8 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
                 for i, url in enumerate(image_urls)
             ]
             entry = check_edit_images(model, urls)
+            if state.inspector is not None and state.client.has_key:  # keyless calls fail first
+                await state.inspector.check_edit_images(urls, entry)
             principal = current_principal()
             with anyio.CancelScope(shield=True):  # the charge must be settled whatever the caller does
                 charge = await state.ledger.reserve(principal, "edit", entry.credits, settings.credit_budget)

@@ -60,7 +60,8 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(api_key=API_KEY, base_url=BASE_URL, wait_seconds=30, state_dir=tmp_path / "state")
+    # Tool tests mock only cutout.pro; pre-flight image fetching has its own tests (test_preflight.py).
+    return Settings(api_key=API_KEY, base_url=BASE_URL, wait_seconds=30, preflight=False, state_dir=tmp_path / "state")
 
 
 @pytest.fixture

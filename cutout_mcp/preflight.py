@@ -1,0 +1,255 @@
+"""Pre-flight image checks: refuse, before paying, what cutout.pro would refuse.
+
+Before `generate_video` or `edit_image` spends credits, each image URL is
+fetched through the SSRF guard (`netguard`): its headers, and only as many
+bytes as Pillow needs to read the format and dimensions (at most
+`HEAD_BYTES`). The call is refused, naming the rule, when the image is not an
+image, is not JPEG/PNG for the edit API, is over 10 MB, has a side outside
+300-6000 px for video, or breaks the seedream-4.0 rules. All limits come
+from `catalog`.
+
+A URL that cannot be fetched (unknown host, blocked address, timeout, HTTP
+404) also refuses the paid call: cutout.pro would fail on it too, after
+charging, and the person can fix the URL for free. `CUTOUT_PREFLIGHT=off`
+turns the whole check off (for images only cutout.pro can reach).
+
+The total size comes from `Content-Range` (a `Range` request is sent) or
+`Content-Length`; when the server gives neither, the body is counted up to
+the 10 MB limit within the time budget. When a JPEG keeps its dimensions
+beyond `HEAD_BYTES` (very large metadata blocks), the size rules are left to
+cutout.pro rather than refusing a valid image.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import httpcore
+import httpx
+from PIL import Image, ImageFile
+
+from . import __version__, catalog
+from .config import Settings
+from .netguard import BlockedAddressError, GuardedBackend, ResolutionError, Resolver, guarded_transport, origin_key
+from .netguard import system_resolver as _system_resolver
+from .validation import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
+
+HEAD_BYTES = 256 * 1024
+"""Most bytes read to find format and dimensions (JPEG metadata can push them past 64 KB)."""
+MAX_REDIRECTS = 3
+TIMEOUT_SECONDS = 10.0
+"""Budget per image for DNS, connecting, redirects and reading."""
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+)
+_CONTENT_RANGE_TOTAL = re.compile(r"^bytes\s+\d+-\d+/(\d+)$")
+
+
+class ImageRefusedError(InvalidArgumentError):
+    """The image at a URL breaks a rule cutout.pro enforces; nothing was sent or charged."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the first bytes and headers say about an image."""
+
+    format: str
+    width: int | None
+    height: int | None
+    size_bytes: int | None
+
+
+class ImageInspector:
+    """Fetches image heads through the SSRF guard and applies the catalog's rules."""
+
+    def __init__(
+        self,
+        *,
+        trusted_origins: Iterable[str] = (),
+        resolver: Resolver = _system_resolver,
+        network: httpcore.AsyncNetworkBackend | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        trusted = [key for key in map(origin_key, trusted_origins) if key]
+        self.backend = GuardedBackend(resolver=resolver, inner=network, trusted=trusted)
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            transport=guarded_transport(self.backend),
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": f"cutout-mcp/{__version__} (image pre-flight)", "Accept": "image/*"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def check_video_image(self, url: str, argument: str = "image_url") -> ImageFacts:
+        """Refuse an image the Image-to-Video API would refuse."""
+        facts = await self.inspect(url, argument)
+        if facts.width is not None and facts.height is not None:
+            low, high = catalog.VIDEO_MIN_SIDE_PX, catalog.VIDEO_MAX_SIDE_PX
+            if min(facts.width, facts.height) < low or max(facts.width, facts.height) > high:
+                raise _refused(
+                    argument,
+                    f"the image is {facts.width}×{facts.height} px; the video API needs each side "
+                    f"between {low} and {high} px",
+                )
+        return facts
+
+    async def check_edit_images(self, urls: Sequence[str], model: catalog.EditModel) -> list[ImageFacts]:
+        """Refuse images the Image Edit API (and the chosen model) would refuse."""
+        found = []
+        for index, url in enumerate(urls):
+            argument = f"image_urls[{index}]"
+            facts = await self.inspect(url, argument)
+            if facts.format not in catalog.EDIT_IMAGE_FORMATS:
+                raise _refused(argument, f"the image is {facts.format}; the Image Edit API takes only JPEG or PNG")
+            rules = model.size_rules
+            if rules and facts.width is not None and facts.height is not None:
+                broken = rules.violations(facts.width, facts.height, facts.size_bytes)
+                if broken:
+                    raise _refused(argument, f"{model.name} needs {rules.describe()}; " + "; ".join(broken))
+            found.append(facts)
+        return found
+
+    async def inspect(self, url: str, argument: str) -> ImageFacts:
+        """Format, dimensions and size of the image at `url`, or `ImageRefusedError`."""
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._follow(url, argument)
+        except TimeoutError:
+            raise _unreachable(argument, f"it did not answer within {self._timeout:g} s") from None
+        except BlockedAddressError as exc:
+            raise _refused(
+                argument,
+                f"{exc.host} is a {exc.reason} address ({exc.address}); only public addresses are fetched",
+            ) from None
+        except ResolutionError as exc:
+            raise _unreachable(argument, str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise _unreachable(argument, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+
+    async def _follow(self, url: str, argument: str) -> ImageFacts:
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            _check_hop(current, argument)
+            request = self._http.build_request("GET", current, headers={"Range": f"bytes=0-{HEAD_BYTES - 1}"})
+            response = await self._http.send(request, stream=True)
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise _unreachable(argument, f"HTTP {response.status_code} redirect without a Location")
+                    current = str(response.url.join(location))
+                    continue
+                if response.status_code not in (200, 206):
+                    raise _unreachable(argument, f"the server answered HTTP {response.status_code}")
+                return await _read_facts(response, argument)
+            finally:
+                await response.aclose()
+        raise _refused(argument, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_hop(url: str, argument: str) -> None:
+    """Every hop must be plain http(s) without credentials; addresses are checked on connect."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _refused(argument, f"a redirect leads to a non-http(s) URL ({parts.scheme or 'no'} scheme)")
+    if parts.username is not None or parts.password is not None:
+        raise _refused(argument, "a redirect leads to a URL with a user name or password")
+
+
+def _total_size(response: httpx.Response) -> int | None:
+    if response.status_code == 206:
+        match = _CONTENT_RANGE_TOTAL.match(response.headers.get("content-range", "").strip())
+        return int(match.group(1)) if match else None
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
+async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
+    limit = catalog.MAX_IMAGE_BYTES
+    total = _total_size(response)
+    if total is not None and total > limit:
+        raise _refused(argument, f"the image is {total:,} bytes; the limit is {limit:,} (10 MB)")
+    parser = ImageFile.Parser()
+    head = bytearray()
+    image: Image.Image | None = None
+    chunks = response.aiter_bytes()
+    async for chunk in chunks:
+        head += chunk
+        image = _feed(parser, chunk, argument)
+        if image is not None or len(head) >= HEAD_BYTES:
+            break
+    if total is None and response.status_code == 200:
+        # No declared size: count the body, up to just past the limit.
+        counted = len(head)
+        async for chunk in chunks:
+            counted += len(chunk)
+            if counted > limit:
+                raise _refused(argument, f"the image is over {limit:,} bytes (10 MB)")
+        total = counted
+    if image is not None:
+        fmt = "JPEG" if image.format == "MPO" else (image.format or "unknown")
+        return ImageFacts(fmt, image.width, image.height, total)
+    sniffed = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if sniffed is None:
+        kind = response.headers.get("content-type", "no content type").split(";")[0].strip()
+        raise _refused(argument, f"it is not an image that can be read ({kind})")
+    logger.info("Pre-flight: %s dimensions not found in the first %d bytes; left to cutout.pro", argument, HEAD_BYTES)
+    return ImageFacts(sniffed, None, None, total)
+
+
+def _feed(parser: ImageFile.Parser, chunk: bytes, argument: str) -> Image.Image | None:
+    """Feed Pillow; its image appears once the header is parsed."""
+    try:
+        parser.feed(chunk)
+    except Image.DecompressionBombError:
+        raise _refused(argument, "the image has far more pixels than any limit allows") from None
+    except Exception:  # a corrupt body after the header: the header is what counts
+        logger.debug("Pre-flight: Pillow could not decode past the header of %s", argument)
+    return parser.image
+
+
+def _refused(argument: str, rule: str) -> ImageRefusedError:
+    return ImageRefusedError(
+        f"{argument} was refused before anything was sent to cutout.pro (no credits spent): {rule}."
+    )
+
+
+def _unreachable(argument: str, why: str) -> ImageRefusedError:
+    return ImageRefusedError(
+        f"{argument} could not be fetched for the pre-flight check ({why}); nothing was sent to cutout.pro "
+        "and no credits were spent. Check that the URL is public and points at the image itself."
+    )
+
+
+@asynccontextmanager
+async def open_inspector(
+    settings: Settings, given: ImageInspector | None = None
+) -> AsyncIterator[ImageInspector | None]:
+    """The server's inspector for its lifetime: `given` (tests), a new one, or None when switched off."""
+    if given is not None:
+        yield given
+        return
+    if not settings.preflight:
+        yield None
+        return
+    inspector = ImageInspector(trusted_origins=settings.trusted_image_origins)
+    try:
+        yield inspector
+    finally:
+        await inspector.aclose()
