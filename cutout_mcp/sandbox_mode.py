@@ -9,7 +9,11 @@ no other loopback URL), and tells the assistant where a sample image is.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
@@ -53,12 +57,20 @@ def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
-    """`settings` pointed at the running sandbox, with its key and its image URLs trusted."""
+    """`settings` pointed at the running sandbox, with its key and its image URLs trusted.
+
+    Sandbox jobs die with the sandbox, so they get a throwaway ledger (removed at exit) instead of
+    the user's real one, and sandbox credits are not counted against a real budget.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="cutout-sandbox-state-"))
+    atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
     return settings.model_copy(
         update={
             "api_key": SecretStr(sandbox.api_key),
             "base_url": sandbox.base_url,
             "trusted_image_origins": (sandbox.base_url,),
+            "state_dir": state_dir,
+            "credit_budget": None,
         }
     )
 

@@ -41,11 +41,20 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield running
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each spawned server keeps its ledger in the test's own folder, never in the user's home."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("CUTOUT_STATE_DIR", str(folder))
+    return folder
+
+
 def server_env(sandbox: Sandbox) -> dict[str, str]:
     return {
         "CUTOUT_API_KEY": sandbox.api_key,
         "CUTOUT_BASE_URL": sandbox.base_url,
         "CUTOUT_LOG_LEVEL": "WARNING",
+        "CUTOUT_STATE_DIR": os.environ["CUTOUT_STATE_DIR"],
     }
 
 
@@ -208,14 +217,15 @@ async def test_a_paid_post_that_reached_cutout_is_never_repeated(kind: str, path
 def test_the_demo_saves_real_media(tmp_path: Path) -> None:
     from PIL import Image
 
+    output_dir = tmp_path / "demo"
     result = subprocess.run(
-        [CUTOUT_MCP, "demo", "--output", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
+        [CUTOUT_MCP, "demo", "--output", str(output_dir)], capture_output=True, text=True, timeout=120, check=False
     )
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
     assert "Tools: " in output
     assert "100.0%" in output, "the progress bar reached the end"
-    saved = {path.name.split("-")[0].split(".")[0]: path for path in tmp_path.iterdir()}
+    saved = {path.name.split("-")[0].split(".")[0]: path for path in output_dir.iterdir()}
     assert set(saved) == {"edited", "video", "cover"}
     with Image.open(saved["edited"]) as edited:
         assert edited.format == "JPEG"
