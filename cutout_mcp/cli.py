@@ -20,6 +20,7 @@ import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 
 from . import __version__
+from .auth import require_auth_for_public_bind
 from .config import ConfigError, Settings
 from .logs import configure_logging
 from .sandbox_mode import add_sandbox_arguments, sandbox_config
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="MCP server for the cutout.pro Image-to-Video and Image Edit APIs.",
         epilog="Environment: CUTOUT_API_KEY (required for real calls), CUTOUT_BASE_URL, "
         "CUTOUT_WAIT_SECONDS, CUTOUT_HTTP_TIMEOUT, CUTOUT_LOG_LEVEL, CUTOUT_ALLOWED_HOSTS, "
-        "CUTOUT_ALLOWED_ORIGINS.",
+        "CUTOUT_ALLOWED_ORIGINS, CUTOUT_MCP_TOKEN or CUTOUT_MCP_TOKEN_FILE (bearer tokens, required off "
+        "loopback), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE.",
     )
     parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)
@@ -91,6 +93,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
             "reachable from other machines must check the Host header. Pass --allowed-host NAME[:PORT] "
             "(or set CUTOUT_ALLOWED_HOSTS=name1,name2) with the names clients use, or bind 127.0.0.1."
         )
+    require_auth_for_public_bind(settings)
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
@@ -121,9 +124,19 @@ async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
         return
     security = transport_security(settings)
     if settings.transport == "sse":
-        await server.run_sse_async(host=settings.host, port=settings.port, transport_security=security)
+        await server.run_sse_async(
+            host=settings.host,
+            port=settings.port,
+            transport_security=security,
+            max_request_body_size=settings.max_request_body_size,
+        )
     else:
-        await server.run_streamable_http_async(host=settings.host, port=settings.port, transport_security=security)
+        await server.run_streamable_http_async(
+            host=settings.host,
+            port=settings.port,
+            transport_security=security,
+            max_request_body_size=settings.max_request_body_size,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

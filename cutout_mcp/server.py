@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError
 
 from . import __version__, catalog
 from .arguments import describe_invalid_arguments
+from .auth import auth_options
 from .client import CutoutClient, RetryPolicy
 from .config import Settings
 from .errors import CutoutError, MalformedResponseError, NoAnswerError, ServiceError
@@ -199,6 +200,7 @@ def build_server(
         website_url="https://www.cutout.pro",
         lifespan=lifespan,
         extensions=[tasks],
+        **auth_options(settings),
     )
     _register_tools(server, settings)
     _register_ledger(server, live)

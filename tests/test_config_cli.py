@@ -80,7 +80,10 @@ def test_public_binding_without_allowed_hosts_is_refused() -> None:
 
 
 def test_public_binding_with_allowed_hosts_checks_them() -> None:
-    security = transport_security(Settings(transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",)))
+    public = Settings(
+        transport="sse", host="0.0.0.0", allowed_hosts=("mcp.example.com",), mcp_tokens=("alice:" + "a" * 32,)
+    )
+    security = transport_security(public)
     assert "mcp.example.com" in security.allowed_hosts
 
 
