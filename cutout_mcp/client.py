@@ -78,14 +78,22 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20),
-            headers={"User-Agent": f"cutout-mcp/{__version__}"},
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._http_options: dict[str, Any] = {
+            "base_url": settings.base_url,
+            "timeout": httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
+            "limits": httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20),
+            "headers": {"User-Agent": f"cutout-mcp/{__version__}"},
+            "transport": transport,
+            "follow_redirects": False,
+        }
+        self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """Made on the first request: its TLS context reads the CA bundle (~45 ms), which start-up need not wait for."""
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(**self._http_options)
+        return self._http_client
 
     async def __aenter__(self) -> CutoutClient:
         return self
@@ -94,7 +102,8 @@ class CutoutClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     @property
     def has_key(self) -> bool:
