@@ -183,7 +183,9 @@ class CutoutClient:
         if envelope is None:
             raise errors.malformed(what, f"not JSON ({response.headers.get('content-type', 'no content type')})")
         if envelope.code != 0:
-            raise errors.from_envelope(envelope.code, envelope.msg, what, request_id)
+            # Upstream text reaches the user; should it ever echo the key, the key stays out.
+            msg = envelope.msg.replace(headers["APIKEY"], "[REDACTED]") if envelope.msg else envelope.msg
+            raise errors.from_envelope(envelope.code, msg, what, request_id)
         return envelope.data
 
 
