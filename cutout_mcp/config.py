@@ -32,6 +32,8 @@ _ENV = {
     "wait_seconds": "CUTOUT_WAIT_SECONDS",
     "http_timeout": "CUTOUT_HTTP_TIMEOUT",
     "log_level": "CUTOUT_LOG_LEVEL",
+    "output_dir": "CUTOUT_OUTPUT_DIR",
+    "edit_preview": "CUTOUT_EDIT_PREVIEW",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
@@ -65,6 +67,10 @@ class Settings(BaseModel):
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    output_dir: Path | None = None
+    """Where finished videos, covers and edited images are saved; None keeps only the expiring URLs."""
+    edit_preview: bool = True
+    """edit_image adds a small inline JPEG of the result so the assistant can see it."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()

@@ -108,6 +108,10 @@ class VideoJob(BaseModel):
     credits_charged: int = Field(description="Credits this tool call cost (5 for a submit, 0 for a read).")
     message: str = Field(description="What happened, in a sentence.")
     next_step: str | None = Field(default=None, description="What to do next, when the job is not finished.")
+    local_path: str | None = Field(
+        default=None, description="The video saved in the server's output folder (CUTOUT_OUTPUT_DIR), when set."
+    )
+    cover_local_path: str | None = Field(default=None, description="The cover saved beside the video.")
 
     @property
     def finished(self) -> bool:
@@ -159,4 +163,7 @@ class EditResult(BaseModel):
     duration_seconds: float | None = Field(default=None, description="Time cutout.pro spent on the edit.")
     created_at: str | None = Field(default=None, description="When the edit was made (ISO 8601, UTC).")
     credits_charged: int = Field(description="Credits this call cost.")
+    local_path: str | None = Field(
+        default=None, description="The image saved in the server's output folder (CUTOUT_OUTPUT_DIR), when set."
+    )
     message: str

@@ -20,7 +20,7 @@ import anyio
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from . import __version__, catalog
@@ -28,6 +28,7 @@ from .arguments import describe_invalid_arguments
 from .auth import auth_options
 from .client import CutoutClient, RetryPolicy
 from .config import Settings
+from .downloads import Downloads
 from .errors import CutoutError, MalformedResponseError, NoAnswerError, ServiceError
 from .jobs import Clock, MonotonicClock, PollPolicy
 from .ledger import BudgetExceededError, JobList, Ledger, open_ledger
@@ -146,18 +147,44 @@ async def _submit_video(state: AppContext, url: str, text: str | None, *, force_
 
 
 class CutoutServer(MCPServer[AppContext]):
-    """MCPServer whose argument errors read as one sentence per argument."""
+    """MCPServer whose argument errors read as one sentence per argument, and whose results can be opened."""
+
+    downloads: Downloads | None = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
     ) -> Any:
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 raise ToolError(describe_invalid_arguments(name, cause)) from cause
             raise
+        return await self._openable(name, result)
+
+    async def _openable(self, name: str, result: Any) -> Any:
+        """Finished videos and edits gain local copies, resource links and a preview (see `downloads`).
+
+        Done here, once, after the tool's own result is final; anything going wrong on the way returns
+        that result unchanged, because an optional copy must never cost the user a paid result.
+        """
+        if self.downloads is None or not isinstance(result, CallToolResult) or result.is_error:
+            return result
+        data = result.structured_content
+        if not data or name not in ("generate_video", "get_video_result", "edit_image"):
+            return result
+        try:
+            model: VideoJob | EditResult
+            if name == "edit_image":
+                model, blocks = await self.downloads.keep_edit(EditResult.model_validate(data))
+            else:
+                model, blocks = await self.downloads.keep_video(VideoJob.model_validate(data))
+        except Exception:
+            logger.exception("Making the %s result openable failed; returning it as it was", name)
+            return result
+        text = TextContent(type="text", text=model.model_dump_json(indent=2))
+        return CallToolResult(content=[text, *blocks], structured_content=model.model_dump(mode="json"))
 
 
 def build_server(
@@ -203,6 +230,7 @@ def build_server(
         **auth_options(settings),
     )
     _register_tools(server, settings)
+    server.downloads = Downloads(settings.output_dir, preview=settings.edit_preview)
     _register_ledger(server, live)
     return server
 

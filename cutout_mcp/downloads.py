@@ -1,0 +1,317 @@
+"""Results people can open: local copies of finished videos and edits, and an inline preview.
+
+cutout.pro's result links expire. With `CUTOUT_OUTPUT_DIR` set, a finished
+video, its cover and an edited image are downloaded into that folder, and the
+tool result names the local path and carries `resource_link` blocks to it.
+
+Decisions:
+- A download is streamed to a hidden temporary file in the output folder and
+  renamed over the final name only when complete, so a file with the final
+  name is always whole, and a second read of the same job reuses it.
+- The file name is built from the numeric job or edit id and an extension from
+  a short allowlist; neither the URL nor any server answer can name a file, and
+  the final path is checked to sit directly inside the output folder.
+- Each download is capped in bytes and in time. A failed download never loses
+  the result: the remote URL is still returned and the message says the copy
+  failed.
+- `edit_image` adds a small JPEG preview (at most `PREVIEW_SIDE_PX` per side
+  and `PREVIEW_MAX_BYTES`) so the assistant can see the edit; it is made from
+  the local copy when there is one, otherwise from a bounded fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+from mcp_types import ContentBlock, ImageContent, ResourceLink
+from PIL import Image
+
+from . import __version__
+from .models import EditResult, VideoJob
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["video", "image"]
+
+MAX_VIDEO_BYTES = 500 * 1024 * 1024
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+DOWNLOAD_SECONDS = 120.0
+"""Bound on one download, added to a tool call's wait: a slow copy fails and the URL remains."""
+PREVIEW_FETCH_BYTES = 20 * 1024 * 1024
+PREVIEW_FETCH_SECONDS = 15.0
+PREVIEW_SIDE_PX = 512
+PREVIEW_MAX_BYTES = 200 * 1024
+PREVIEW_MAX_SOURCE_PIXELS = 80_000_000
+"""Larger images are not decoded for a preview (a decompression bomb guard)."""
+
+_EXT_BY_TYPE = {
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+    "image/gif": ".gif",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+}
+_TYPE_BY_EXT = {ext: mime for mime, ext in _EXT_BY_TYPE.items()} | {".jpeg": "image/jpeg"}
+_DEFAULT_EXT: dict[Kind, str] = {"video": ".mp4", "image": ".jpg"}
+_PART_PREFIX = ".part-"
+
+
+class DownloadError(Exception):
+    """A copy could not be made; the message says why in a few words (never a URL's secrets)."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    mime_type: str
+    size: int
+
+    def link(self, name: str, description: str) -> ResourceLink:
+        return ResourceLink(
+            uri=self.path.as_uri(), name=name, description=description, mime_type=self.mime_type, size=self.size
+        )
+
+
+class Downloads:
+    """Fetches result files with a short-lived httpx client of its own (never the API's, which sends the key)."""
+
+    def __init__(
+        self,
+        output_dir: Path | None,
+        *,
+        preview: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.output_dir = output_dir.expanduser().resolve() if output_dir is not None else None
+        self.preview_enabled = preview
+        self._transport = transport
+
+    # --- saving ---------------------------------------------------------------------
+
+    async def save(self, url: str, stem: str, kind: Kind) -> Saved:
+        """Download `url` to `<output_dir>/<stem><ext>`, or return the copy already there."""
+        root = self.output_dir
+        if root is None:
+            raise DownloadError("no output folder is set")
+        if not stem.replace("-", "").isalnum():
+            raise ValueError(f"unsafe file stem {stem!r}")
+        cap = MAX_VIDEO_BYTES if kind == "video" else MAX_IMAGE_BYTES
+        try:
+            existing, part = await anyio.to_thread.run_sync(_prepare, root, stem)
+            if existing is not None:
+                return existing
+            assert part is not None
+            try:
+                async with await anyio.open_file(part, "wb") as sink:
+                    with anyio.fail_after(DOWNLOAD_SECONDS):
+                        async with self._stream(url, cap) as (mime, chunks):
+                            size = 0
+                            async for chunk in chunks:
+                                size += len(chunk)
+                                await sink.write(chunk)
+                ext = _extension(mime, url, kind)
+                final = await anyio.to_thread.run_sync(_commit, part, root, f"{stem}{ext}")
+            finally:
+                await anyio.to_thread.run_sync(_discard, part)
+        except TimeoutError:
+            raise DownloadError(f"took longer than {DOWNLOAD_SECONDS:.0f} s") from None
+        except OSError as exc:
+            raise DownloadError(f"cannot write there: {exc.strerror or type(exc).__name__}") from None
+        return Saved(final, _TYPE_BY_EXT.get(ext, "application/octet-stream"), size)
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, url: str, cap: int) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        if urlsplit(url).scheme not in ("https", "http"):
+            raise DownloadError("not an http(s) URL")
+        try:
+            async with (
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(30.0, connect=10.0),
+                    headers={"User-Agent": f"cutout-mcp/{__version__}"},
+                    follow_redirects=True,
+                    max_redirects=5,
+                    transport=self._transport,
+                ) as http,
+                http.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise DownloadError(f"HTTP {response.status_code}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > cap:
+                    raise DownloadError(f"larger than the {cap // (1024 * 1024)} MB cap")
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    received = 0
+                    async for chunk in response.aiter_bytes():
+                        received += len(chunk)
+                        if received > cap:
+                            raise DownloadError(f"larger than the {cap // (1024 * 1024)} MB cap")
+                        yield chunk
+
+                mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                yield mime, chunks()
+        except httpx.HTTPError as exc:
+            raise DownloadError(type(exc).__name__) from None
+
+    # --- previews -------------------------------------------------------------------
+
+    async def preview(self, url: str, saved: Saved | None = None) -> ImageContent | None:
+        """A small JPEG of the image, or None when it cannot be fetched or read."""
+        if not self.preview_enabled:
+            return None
+        try:
+            if saved is not None:
+                data = await anyio.Path(saved.path).read_bytes()
+            else:
+                with anyio.fail_after(PREVIEW_FETCH_SECONDS):
+                    async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
+                        data = b"".join([chunk async for chunk in chunks])
+            jpeg = await anyio.to_thread.run_sync(make_preview, data)
+        except (DownloadError, TimeoutError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            logger.info("No preview for the edited image: %s", exc)
+            return None
+        return ImageContent(data=base64.b64encode(jpeg).decode("ascii"), mime_type="image/jpeg")
+
+    # --- what the tools return ----------------------------------------------------------
+
+    async def keep_video(self, job: VideoJob) -> tuple[VideoJob, list[ContentBlock]]:
+        """A finished job with local copies (when an output folder is set) and links to them."""
+        if job.status != "succeeded" or not job.result_url:
+            return job, []
+        if self.output_dir is None:
+            return job, [_remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")]
+        update: dict[str, object] = {}
+        blocks: list[ContentBlock] = []
+        notes: list[str] = []
+        try:
+            video = await self.save(job.result_url, f"video-{job.id}", "video")
+        except DownloadError as exc:
+            notes.append(
+                f"Saving the video to {self.output_dir} failed ({exc}); result_url still works until it expires."
+            )
+            blocks.append(_remote_link(job.result_url, f"video-{job.id}", "The video (the link expires)."))
+        else:
+            update["local_path"] = str(video.path)
+            notes.append(f"Saved to {video.path}.")
+            blocks.append(video.link(video.path.name, f"Video job {job.id}, saved locally."))
+        if job.cover_url:
+            try:
+                cover = await self.save(job.cover_url, f"video-{job.id}-cover", "image")
+            except DownloadError as exc:
+                notes.append(f"Saving the cover failed ({exc}).")
+            else:
+                update["cover_local_path"] = str(cover.path)
+                blocks.append(cover.link(cover.path.name, f"Cover of video job {job.id}."))
+        update["message"] = " ".join([job.message, *notes])
+        return job.model_copy(update=update), blocks
+
+    async def keep_edit(self, result: EditResult) -> tuple[EditResult, list[ContentBlock]]:
+        """An edit with its local copy (when an output folder is set), a link, and a preview."""
+        blocks: list[ContentBlock] = []
+        saved: Saved | None = None
+        update: dict[str, object] = {}
+        if self.output_dir is None:
+            blocks.append(_remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires)."))
+        else:
+            try:
+                saved = await self.save(result.image_url, f"edit-{result.id}", "image")
+            except DownloadError as exc:
+                update["message"] = (
+                    f"{result.message} Saving the image to {self.output_dir} failed ({exc}); "
+                    "image_url still works until it expires."
+                )
+                blocks.append(
+                    _remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires).")
+                )
+            else:
+                update["local_path"] = str(saved.path)
+                update["message"] = f"{result.message} Saved to {saved.path}."
+                blocks.append(saved.link(saved.path.name, f"Edit {result.id}, saved locally."))
+        preview = await self.preview(result.image_url, saved)
+        if preview is not None:
+            blocks.append(preview)
+        return result.model_copy(update=update), blocks
+
+
+def make_preview(data: bytes) -> bytes:
+    """A JPEG thumbnail of `data` within `PREVIEW_SIDE_PX` and `PREVIEW_MAX_BYTES` (raises if unreadable)."""
+    with Image.open(io.BytesIO(data)) as source:
+        if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
+            raise ValueError(f"{source.width}×{source.height} is too large to preview")
+        image = source.convert("RGBA")
+    flat = Image.new("RGB", image.size, "white")
+    flat.paste(image, mask=image.getchannel("A"))
+    side = PREVIEW_SIDE_PX
+    while True:
+        thumb = flat.copy()
+        thumb.thumbnail((side, side))
+        for quality in (80, 65, 50):
+            out = io.BytesIO()
+            thumb.save(out, "JPEG", quality=quality, optimize=True)
+            if out.tell() <= PREVIEW_MAX_BYTES:
+                return out.getvalue()
+        side //= 2
+
+
+def _remote_link(url: str, name: str, description: str) -> ResourceLink:
+    ext = Path(urlsplit(url).path).suffix.lower()
+    return ResourceLink(uri=url, name=name, description=description, mime_type=_TYPE_BY_EXT.get(ext))
+
+
+def _extension(mime: str, url: str, kind: Kind) -> str:
+    if mime in _EXT_BY_TYPE:
+        return _EXT_BY_TYPE[mime]
+    ext = Path(urlsplit(url).path).suffix.lower()
+    return ext if ext in _TYPE_BY_EXT else _DEFAULT_EXT[kind]
+
+
+def _prepare(root: Path, stem: str) -> tuple[Saved | None, Path | None]:
+    """The copy already made, or a new empty temporary file to download into."""
+    existing = _existing(root, stem)
+    if existing is not None:
+        return existing, None
+    root.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=root, prefix=_PART_PREFIX, suffix=".tmp")
+    os.close(fd)
+    return None, Path(name)
+
+
+def _commit(part: Path, root: Path, name: str) -> Path:
+    final = _inside(root, name)
+    os.replace(part, final)  # atomic: the final name only ever holds a whole file
+    return final
+
+
+def _discard(part: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+
+
+def _inside(root: Path, name: str) -> Path:
+    """`root/name`, refusing anything that would not sit directly in `root`."""
+    path = (root / name).resolve()
+    if path.parent != root or name.startswith("."):
+        raise DownloadError("unsafe file name")
+    return path
+
+
+def _existing(root: Path, stem: str) -> Saved | None:
+    for ext, mime in _TYPE_BY_EXT.items():
+        path = root / f"{stem}{ext}"
+        if path.is_file() and not path.is_symlink() and path.stat().st_size > 0:
+            return Saved(path, mime, path.stat().st_size)
+    return None
