@@ -115,3 +115,18 @@ def test_log_records_are_scrubbed_of_the_key() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "sending %s to %s", ("key-abc123", "host"), None)
     assert RedactingFilter(["key-abc123"]).filter(record) is True
     assert record.getMessage() == f"sending {REDACTED} to host"
+
+
+@pytest.mark.parametrize(("level", "httpx_level"), [("DEBUG", logging.DEBUG), ("INFO", logging.WARNING)])
+def test_httpx_request_lines_are_logged_only_when_debugging(level: str, httpx_level: int) -> None:
+    from cutout_mcp.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging(Settings(log_level=level))  # type: ignore[arg-type]
+        assert logging.getLogger("httpx").level == httpx_level
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
