@@ -226,6 +226,7 @@ def build_server(
         version=__version__,
         website_url="https://www.cutout.pro",
         lifespan=lifespan,
+        log_level=settings.log_level,
         extensions=[tasks],
         **auth_options(settings),
     )

@@ -79,12 +79,12 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @asynccontextmanager
-async def connect(transport: str, mode: str, sandbox: Sandbox) -> AsyncIterator[Client]:
+async def connect(transport: str, mode: str, sandbox: Sandbox, **client_options: Any) -> AsyncIterator[Client]:
     """Spawn the installed server on `transport` and connect the official client to it."""
     env = server_env(sandbox)
     if transport == "stdio":
         params = StdioServerParameters(command=CUTOUT_MCP, env=env)
-        async with Client(params, mode=mode) as client:
+        async with Client(params, mode=mode, **client_options) as client:
             yield client
         return
     port = free_port()
@@ -100,7 +100,7 @@ async def connect(transport: str, mode: str, sandbox: Sandbox) -> AsyncIterator[
             if transport == "streamable-http"
             else sse_client(f"http://127.0.0.1:{port}/sse")
         )
-        async with Client(target, mode=mode) as client:
+        async with Client(target, mode=mode, **client_options) as client:
             yield client
     finally:
         process.terminate()
@@ -233,3 +233,59 @@ def test_the_demo_saves_real_media(tmp_path: Path) -> None:
     with Image.open(saved["cover"]) as cover:
         assert cover.format == "JPEG"
     assert saved["video"].stat().st_size > 1000
+
+
+# --- long jobs done right (ledger, no double charge, tasks) against the sandbox ----------
+
+
+async def test_a_job_submitted_before_a_restart_is_listed_and_finished_after_it(sandbox: Sandbox) -> None:
+    image = sandbox.url("/samples/photo.jpg")
+    async with connect("stdio", "auto", sandbox) as first:
+        started = await first.call_tool("generate_video", {"image_url": image, "wait_seconds": 0})
+    assert started.structured_content is not None
+    job_id = started.structured_content["id"]
+
+    async with connect("stdio", "auto", sandbox) as second:
+        listed = await second.call_tool("list_video_jobs", {})
+        assert listed.structured_content is not None
+        assert job_id in [job["id"] for job in listed.structured_content["jobs"]]
+        finished = await second.call_tool("get_video_result", {"id": job_id, "wait_seconds": 30})
+    assert finished.structured_content is not None
+    assert finished.structured_content["status"] == "succeeded"
+    assert sandbox.state.charges == 1
+
+
+@pytest.mark.parametrize("transport", ["stdio", "streamable-http"])
+async def test_identical_submissions_in_flight_cost_one_job(transport: str, sandbox: Sandbox) -> None:
+    arguments = {"image_url": sandbox.url("/samples/photo.jpg"), "prompt": "same", "wait_seconds": 0}
+    results: list[Any] = []
+    async with connect(transport, "auto", sandbox) as client:
+
+        async def submit() -> None:
+            results.append(await client.call_tool("generate_video", arguments))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit)
+            tg.start_soon(submit)
+        again = await client.call_tool("generate_video", arguments)
+        paid_again = await client.call_tool("generate_video", {**arguments, "force_new": True})
+    ids = {result.structured_content["id"] for result in [*results, again]}
+    assert len(ids) == 1, "every identical call got the one job"
+    assert sorted(r.structured_content["credits_charged"] for r in [*results, again]) == [0, 0, 5]
+    assert paid_again.structured_content["id"] not in ids
+    assert sandbox.state.charges == 2, "5 credits for the three identical calls, 5 for force_new"
+
+
+async def test_a_task_aware_client_gets_the_video_as_a_task_over_http(sandbox: Sandbox) -> None:
+    from .tasks_client import TasksClient
+
+    extension = TasksClient(sleep=anyio.sleep)
+    async with connect("streamable-http", "auto", sandbox, extensions=[extension]) as client:
+        result = await client.call_tool(
+            "generate_video", {"image_url": sandbox.url("/samples/photo.jpg"), "wait_seconds": 0}
+        )
+    assert result.is_error is False, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "succeeded", "the task waited past wait_seconds=0"
+    assert extension.polls, "the client polled tasks/get"
+    assert sandbox.state.charges == 1
