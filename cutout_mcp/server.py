@@ -81,10 +81,13 @@ answers with the edited image's URL. Costs 4 credits, 15 with gemini-3-pro-image
 - generate_video: start an image-to-video job ({catalog.VIDEO_CREDITS} credits) and wait a bounded time \
 for it. Videos take minutes, so the result is often still 'queued' or 'processing'.
 - get_video_result: free. Check on a video job by its id; with wait_seconds > 0 it waits for it.
+- list_video_jobs: free. The user's video jobs, newest first, with credits spent: use it to find a job \
+started in an earlier conversation.
 
 Resuming: a job that is not finished when generate_video returns keeps running at cutout.pro. Keep its \
 id and call get_video_result(id=..., wait_seconds=...) until status is 'succeeded' (then give the user \
-result_url) or 'failed'. Never call generate_video again for the same request: that pays twice.
+result_url) or 'failed'. An identical generate_video call while the job runs returns the same job at no \
+cost; force_new=true pays for another one, so use it only when the user asks for a second video.
 """
 
 
