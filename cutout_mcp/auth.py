@@ -12,6 +12,9 @@ Whoever reaches an HTTP endpoint spends the operator's credits, so:
   valid token gets 401 with `WWW-Authenticate: Bearer ...` from the SDK.
 - Binding a non-loopback address without a token is refused at start-up
   (`require_auth_for_public_bind`).
+- Instead of static tokens, OAuth resource-server mode (`oauth.py`) checks
+  tokens from an authorization server by introspection; the two are mutually
+  exclusive.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl, SecretStr
 
+from . import oauth
 from .config import ConfigError, Settings
 
 MIN_TOKEN_CHARS = 16
@@ -83,6 +87,10 @@ class StaticTokenVerifier:
 
 def auth_options(settings: Settings) -> dict[str, Any]:
     """`MCPServer` keyword arguments that switch on bearer authentication, or none."""
+    oauth_config = oauth.oauth_config(settings)
+    if oauth_config is not None:
+        introspection = oauth.IntrospectionTokenVerifier(oauth_config)
+        return {"token_verifier": introspection, "auth": oauth.auth_settings(oauth_config)}
     if not settings.mcp_tokens:
         return {}
     verifier = StaticTokenVerifier(parse_tokens(settings.mcp_tokens))
@@ -91,6 +99,8 @@ def auth_options(settings: Settings) -> dict[str, Any]:
 
 def require_auth_for_public_bind(settings: Settings) -> None:
     """Refuse to serve HTTP on a non-loopback address without tokens; validate tokens given."""
+    if oauth.oauth_config(settings) is not None:  # also refuses OAuth together with static tokens
+        return
     if settings.mcp_tokens:
         parse_tokens(settings.mcp_tokens)
         return
@@ -100,5 +110,6 @@ def require_auth_for_public_bind(settings: Settings) -> None:
             "spend your cutout.pro credits. Set CUTOUT_MCP_TOKEN=name:token (several users: "
             "alice:token1,bob:token2) or CUTOUT_MCP_TOKEN_FILE=/path/to/file with one entry per line, and "
             f"have clients send 'Authorization: Bearer <token>'. Make a token with {_MAKE_TOKEN}. "
-            "Or bind 127.0.0.1."
+            "With an OAuth authorization server, set CUTOUT_OAUTH_ISSUER, CUTOUT_OAUTH_INTROSPECTION_URL and "
+            "CUTOUT_OAUTH_RESOURCE_URL instead. Or bind 127.0.0.1."
         )

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Environment: CUTOUT_API_KEY (required for real calls), CUTOUT_BASE_URL, "
         "CUTOUT_WAIT_SECONDS, CUTOUT_HTTP_TIMEOUT, CUTOUT_LOG_LEVEL, CUTOUT_ALLOWED_HOSTS, "
         "CUTOUT_ALLOWED_ORIGINS, CUTOUT_MCP_TOKEN or CUTOUT_MCP_TOKEN_FILE (bearer tokens, required off "
-        "loopback), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE.",
+        "loopback), CUTOUT_OAUTH_ISSUER + CUTOUT_OAUTH_INTROSPECTION_URL + CUTOUT_OAUTH_RESOURCE_URL "
+        "(OAuth instead of tokens; optional CUTOUT_OAUTH_CLIENT_ID, CUTOUT_OAUTH_CLIENT_SECRET[_FILE], "
+        "CUTOUT_OAUTH_REQUIRED_SCOPES), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE.",
     )
     parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)

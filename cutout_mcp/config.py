@@ -41,12 +41,24 @@ _ENV = {
     "preflight": "CUTOUT_PREFLIGHT",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
     "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
+    "oauth_issuer": "CUTOUT_OAUTH_ISSUER",
+    "oauth_introspection_url": "CUTOUT_OAUTH_INTROSPECTION_URL",
+    "oauth_resource_url": "CUTOUT_OAUTH_RESOURCE_URL",
+    "oauth_client_id": "CUTOUT_OAUTH_CLIENT_ID",
+    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET",
+    "oauth_required_scopes": "CUTOUT_OAUTH_REQUIRED_SCOPES",
 }
-_FILES = {"api_key": "CUTOUT_API_KEY_FILE", "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE"}
+_FILES = {
+    "api_key": "CUTOUT_API_KEY_FILE",
+    "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE",
+    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
+}
 """Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
 
 
-_HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"}
+_HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
+    field for field in _ENV if field.startswith("oauth_")
+}
 
 ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
 """Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
@@ -86,6 +98,17 @@ class Settings(BaseModel):
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
     max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
+    oauth_issuer: str | None = None
+    """OAuth resource-server mode (see `oauth.py`): the authorization server's issuer URL."""
+    oauth_introspection_url: str | None = None
+    """Its RFC 7662 token introspection endpoint."""
+    oauth_resource_url: str | None = None
+    """This server's public URL (e.g. https://mcp.example.com/mcp); tokens must name it in `aud`."""
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    """Credentials this server presents to the introspection endpoint (HTTP Basic)."""
+    oauth_required_scopes: tuple[str, ...] = ()
+    """Scopes every token must carry (comma- or space-separated)."""
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -100,6 +123,38 @@ class Settings(BaseModel):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// or http://")
         return value.rstrip("/")
+
+    @field_validator("oauth_issuer", "oauth_introspection_url", "oauth_resource_url", mode="before")
+    @classmethod
+    def _oauth_url(cls, value: object) -> object:
+        """https, or http on a loopback host (a local authorization server); blank means unset."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if not parts.hostname or parts.scheme not in ("https", "http"):
+            raise ValueError("must be an absolute https:// URL")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must use https:// (http is accepted for loopback hosts only)")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value
+
+    @field_validator("oauth_client_id", "oauth_client_secret", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("oauth_required_scopes", mode="before")
+    @classmethod
+    def _scope_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(value.replace(",", " ").split())
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -42,11 +42,11 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Send every log record to stderr, scrubbed of the API key."""
+    """Send every log record to stderr, scrubbed of the API key and the OAuth client secret."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    secret = settings.api_key.get_secret_value() if settings.api_key else ""
-    handler.addFilter(RedactingFilter([secret]))
+    secrets = [s.get_secret_value() for s in (settings.api_key, settings.oauth_client_secret) if s]
+    handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
