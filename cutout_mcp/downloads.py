@@ -36,7 +36,6 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 from mcp_types import ContentBlock, ImageContent, ResourceLink
-from PIL import Image
 
 from . import __version__
 from .models import EditResult, VideoJob
@@ -181,7 +180,7 @@ class Downloads:
                     async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
                         data = b"".join([chunk async for chunk in chunks])
             jpeg = await anyio.to_thread.run_sync(make_preview, data)
-        except (DownloadError, TimeoutError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        except (DownloadError, TimeoutError, OSError, ValueError) as exc:
             logger.info("No preview for the edited image: %s", exc)
             return None
         return ImageContent(data=base64.b64encode(jpeg).decode("ascii"), mime_type="image/jpeg")
@@ -249,10 +248,15 @@ class Downloads:
 
 def make_preview(data: bytes) -> bytes:
     """A JPEG thumbnail of `data` within `PREVIEW_SIDE_PX` and `PREVIEW_MAX_BYTES` (raises if unreadable)."""
-    with Image.open(io.BytesIO(data)) as source:
-        if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
-            raise ValueError(f"{source.width}×{source.height} is too large to preview")
-        image = source.convert("RGBA")
+    from PIL import Image  # here, not at module level: Pillow costs ~25 ms of start-up
+
+    try:
+        with Image.open(io.BytesIO(data)) as source:
+            if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
+                raise ValueError(f"{source.width}×{source.height} is too large to preview")
+            image = source.convert("RGBA")
+    except Image.DecompressionBombError as exc:
+        raise ValueError(str(exc)) from None
     flat = Image.new("RGB", image.size, "white")
     flat.paste(image, mask=image.getchannel("A"))
     side = PREVIEW_SIDE_PX

@@ -201,9 +201,11 @@ def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
     httpx has no public hook for a network backend, so the transport's
     connection pool is replaced by one built with it (same TLS defaults).
     """
-    transport = httpx.AsyncHTTPTransport(retries=0)
+    ssl_context = _default_ssl_context()
+    # given the context, the transport does not build (and then discard) a second one of its own
+    transport = httpx.AsyncHTTPTransport(retries=0, verify=ssl_context)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=_default_ssl_context(),
+        ssl_context=ssl_context,
         max_connections=10,
         max_keepalive_connections=0,
         network_backend=backend,

@@ -27,18 +27,23 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
-import httpcore
 import httpx
-from PIL import Image, ImageFile
 
 from . import __version__, catalog
 from .config import Settings
-from .netguard import BlockedAddressError, GuardedBackend, ResolutionError, Resolver, guarded_transport, origin_key
-from .netguard import system_resolver as _system_resolver
 from .validation import InvalidArgumentError
+
+if TYPE_CHECKING:
+    # Imported where used: Pillow, httpcore and h11 cost ~50 ms of start-up, and the server
+    # answers tools/list before anyone checks an image.
+    import httpcore
+    from PIL import Image, ImageFile
+
+    from .netguard import GuardedBackend, Resolver
 
 logger = logging.getLogger(__name__)
 
@@ -78,23 +83,40 @@ class ImageInspector:
         self,
         *,
         trusted_origins: Iterable[str] = (),
-        resolver: Resolver = _system_resolver,
+        resolver: Resolver | None = None,
         network: httpcore.AsyncNetworkBackend | None = None,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
-        trusted = [key for key in map(origin_key, trusted_origins) if key]
-        self.backend = GuardedBackend(resolver=resolver, inner=network, trusted=trusted)
+        self._trusted_origins = tuple(trusted_origins)
+        self._resolver = resolver
+        self._network = network
         self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            transport=guarded_transport(self.backend),
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": f"cutout-mcp/{__version__} (image pre-flight)", "Accept": "image/*"},
-        )
+        self._backend: GuardedBackend | None = None
+        self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """Made on the first check (synchronously, so concurrent first checks share one): the guarded
+        transport imports httpcore and loads the CA bundle, which start-up need not wait for."""
+        if self._http_client is None:
+            from .netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
+
+            trusted = [key for key in map(origin_key, self._trusted_origins) if key]
+            self._backend = GuardedBackend(
+                resolver=self._resolver or system_resolver, inner=self._network, trusted=trusted
+            )
+            self._http_client = httpx.AsyncClient(
+                transport=guarded_transport(self._backend),
+                timeout=httpx.Timeout(self._timeout),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": f"cutout-mcp/{__version__} (image pre-flight)", "Accept": "image/*"},
+            )
+        return self._http_client
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     async def check_video_image(self, url: str, argument: str = "image_url") -> ImageFacts:
         """Refuse an image the Image-to-Video API would refuse."""
@@ -127,6 +149,8 @@ class ImageInspector:
 
     async def inspect(self, url: str, argument: str) -> ImageFacts:
         """Format, dimensions and size of the image at `url`, or `ImageRefusedError`."""
+        from .netguard import BlockedAddressError, ResolutionError
+
         try:
             with anyio.fail_after(self._timeout):
                 return await self._follow(url, argument)
@@ -185,6 +209,8 @@ async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
     total = _total_size(response)
     if total is not None and total > limit:
         raise _refused(argument, f"the image is {total:,} bytes; the limit is {limit:,} (10 MB)")
+    from PIL import ImageFile
+
     parser = ImageFile.Parser()
     head = bytearray()
     image: Image.Image | None = None
@@ -215,6 +241,8 @@ async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
 
 def _feed(parser: ImageFile.Parser, chunk: bytes, argument: str) -> Image.Image | None:
     """Feed Pillow; its image appears once the header is parsed."""
+    from PIL import Image
+
     try:
         parser.feed(chunk)
     except Image.DecompressionBombError:
