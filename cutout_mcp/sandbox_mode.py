@@ -20,9 +20,9 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
 from .config import Settings
-from .sandbox.config import SandboxConfig
 
 if TYPE_CHECKING:
+    from .sandbox.config import SandboxConfig
     from .sandbox.runner import Sandbox
 
 SANDBOX_RESOURCE = "cutout://sandbox"
@@ -30,30 +30,27 @@ SAMPLE_IMAGE_PATH = "/samples/photo.jpg"
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The sandbox's knobs, shared by `--sandbox` and the `sandbox` command."""
-    defaults = SandboxConfig()
-    parser.add_argument("--job-seconds", type=float, default=defaults.job_seconds, help="render time of a video job")
-    parser.add_argument(
-        "--queue-seconds", type=float, default=defaults.queue_seconds, help="time the queue ahead of a job takes"
-    )
-    parser.add_argument("--queue-depth", type=int, default=defaults.queue_depth, help="jobs ahead of a new job")
-    parser.add_argument("--latency", type=float, default=defaults.latency, help="seconds added to every API answer")
-    parser.add_argument("--balance", type=int, default=defaults.balance, help="starting credits")
-    parser.add_argument(
-        "--video-format", choices=["auto", "mp4", "gif"], default=defaults.video_format, help="video container"
-    )
+    """The sandbox's knobs, shared by `--sandbox` and the `sandbox` command.
+
+    Unset knobs stay None and take `SandboxConfig`'s defaults in `sandbox_config`, so that parsing the
+    arguments of a plain `cutout-mcp` does not import the sandbox package (start-up time).
+    """
+    parser.add_argument("--job-seconds", type=float, help="render time of a video job")
+    parser.add_argument("--queue-seconds", type=float, help="time the queue ahead of a job takes")
+    parser.add_argument("--queue-depth", type=int, help="jobs ahead of a new job")
+    parser.add_argument("--latency", type=float, help="seconds added to every API answer")
+    parser.add_argument("--balance", type=int, help="starting credits")
+    parser.add_argument("--video-format", choices=["auto", "mp4", "gif"], help="video container")
+
+
+_KNOBS = ("job_seconds", "queue_seconds", "queue_depth", "latency", "balance", "video_format")
 
 
 def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
-    return SandboxConfig(
-        port=port,
-        job_seconds=args.job_seconds,
-        queue_seconds=args.queue_seconds,
-        queue_depth=args.queue_depth,
-        latency=args.latency,
-        balance=args.balance,
-        video_format=args.video_format,
-    )
+    from .sandbox.config import SandboxConfig
+
+    given = {knob: getattr(args, knob) for knob in _KNOBS if getattr(args, knob, None) is not None}
+    return SandboxConfig(port=port, **given)
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
