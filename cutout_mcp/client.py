@@ -40,6 +40,8 @@ _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 MAX_CONNECTIONS = 100
 """Requests in flight at once; more wait for a free slot (bounded by the HTTP timeout, like httpx's pool)."""
+KEEPALIVE_SECONDS = 1.5
+"""How long an idle connection is kept for reuse; see `CutoutClient.__init__`."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,14 @@ class CutoutClient:
         self._http_options: dict[str, Any] = {
             "base_url": settings.base_url,
             "timeout": httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
-            "limits": httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20),
+            # Idle connections are dropped well before the server would close them. httpx's default (5 s)
+            # equals uvicorn's keep-alive timeout (Node's is 5 s too, gunicorn's 2 s), so a request could go
+            # out on a connection the server was closing at that moment and fail with no answer. A read is
+            # retried, but a paid POST is not (it may have been charged), so the user would pay for nothing.
+            # 1.5 s stays below all three. Reconnecting after idling costs one handshake; busy connections stay warm.
+            "limits": httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
+            ),
             "headers": {"User-Agent": f"cutout-mcp/{__version__}"},
             "transport": transport,
             "follow_redirects": False,

@@ -259,3 +259,12 @@ async def test_errors_never_contain_the_key(client: CutoutClient, upstream: resp
     assert API_KEY not in str(caught.value)
     assert API_KEY not in repr(caught.value)
     assert caught.value.__cause__ is None
+
+
+async def test_idle_connections_are_dropped_before_common_servers_close_them() -> None:
+    # uvicorn and Node close idle keep-alive connections after 5 s, gunicorn after 2 s: reusing one at
+    # that moment fails a paid POST that cannot be retried.
+    async with CutoutClient(Settings(base_url="https://api.cutout.test")) as client:
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry is not None
+        assert pool._keepalive_expiry < 2
