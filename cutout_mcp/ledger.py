@@ -148,6 +148,10 @@ class Ledger:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
+        # One worker thread at a time: the lock serialises the connection anyway, and 500 waiting video
+        # jobs otherwise start anyio's default 40 threads, each blocked on the lock with its own stack and
+        # malloc arena (RSS).
+        self._limiter: anyio.CapacityLimiter | None = None
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
@@ -173,7 +177,9 @@ class Ledger:
             with self._lock:
                 return fn(*args)
 
-        return await anyio.to_thread.run_sync(locked)
+        if self._limiter is None:  # made on the event loop, at first use
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
 
     # --- credits -----------------------------------------------------------------
 
