@@ -1,9 +1,7 @@
-"""Waiting on a video job: bounded polling with progress reports.
+"""The parts of waiting on a video job: the clock, the polling policy, progress reports.
 
-No wait is unbounded: the caller gives a deadline in seconds, and when it is
-reached the job is returned as it stands. The clock is injected so tests run
-a minute-long wait in microseconds, and cancellation needs no code of its
-own: a cancelled caller cancels the sleep, and the loop ends there.
+`watch.JobWatcher` runs the one poll loop per job with these. The clock is
+injected so tests run a minute-long wait in microseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from typing import Protocol
 
 import anyio
 
-from .client import CutoutClient
 from .models import VideoJob
 
 ProgressCallback = Callable[[float, float, str], Awaitable[None]]
@@ -91,31 +88,3 @@ class ProgressReporter:
             return
         self.last = value
         await self.send(value, 100.0, job.message)
-
-
-async def wait_for_job(
-    client: CutoutClient,
-    job_id: int,
-    wait_seconds: float,
-    *,
-    credits_charged: int = 0,
-    clock: Clock | None = None,
-    policy: PollPolicy | None = None,
-    on_progress: ProgressCallback | None = None,
-) -> VideoJob:
-    """Read the job until it finishes or `wait_seconds` pass; always reads at least once."""
-    clock = clock or MonotonicClock()
-    policy = policy or PollPolicy()
-    reporter = ProgressReporter(on_progress)
-    deadline = clock.now() + max(0.0, wait_seconds)
-    previous: _Sample | None = None
-    while True:
-        job = VideoJob.from_upstream(await client.get_video(job_id), credits_charged=credits_charged)
-        await reporter.report(job)
-        now = clock.now()
-        remaining = deadline - now
-        if job.finished or remaining <= 0:
-            return job
-        interval = policy.next_interval(job, previous, now)
-        previous = _Sample(job.percentage, now)
-        await clock.sleep(min(interval, remaining))

@@ -1,10 +1,10 @@
 """Single flight: every caller waiting on one video job shares one poll loop.
 
 Ten assistants (or ten retries of one) waiting on the same job should cost
-cutout.pro the requests of one. `JobWatcher.wait` has the shape of
-`jobs.wait_for_job` (deadline, progress callback, at least one fresh read),
-but the reading happens in one background loop per job id, started in the
-lifespan's task group:
+cutout.pro the requests of one. `JobWatcher.wait` takes a deadline and a
+progress callback and always gives at least one fresh read, but the reading
+happens in one background loop per job id, started in the lifespan's task
+group:
 
 - the loop reads, publishes the job to every waiter, then sleeps until its
   next poll (`PollPolicy`) or the earliest waiter's deadline, whichever is
