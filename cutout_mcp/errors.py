@@ -99,19 +99,8 @@ class AuthenticationError(UpstreamError):
 
 class RateLimitedError(UpstreamError):
     retryable_read = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str = "",
-        status_code: int | None = None,
-        code: int | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint, status_code=status_code, code=code, request_id=request_id)
-        self.retry_after = retry_after
+    retry_after: float | None = None
+    """Seconds cutout.pro asked to wait (its Retry-After header), when it said."""
 
 
 class ServiceError(UpstreamError):
@@ -189,12 +178,13 @@ def from_http_status(response: httpx.Response, what: str, request_id: str | None
             **common,
         )
     if status == 429:
-        return RateLimitedError(
+        error = RateLimitedError(
             f"cutout.pro is rate limiting requests (HTTP 429) while {what}.",
             hint="Wait a little and try again.",
-            retry_after=_retry_after_seconds(response.headers.get("retry-after")),
             **common,
         )
+        error.retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        return error
     if status >= 500:
         return ServiceError(
             f"cutout.pro is having trouble (HTTP {status}) while {what}.",

@@ -240,15 +240,7 @@ class TasksExtension(Extension):
         self._tasks[record.task_id] = record  # resolvable before the handle is returned (SEP-2663)
         self._group.start_soon(self._run, record, ctx, call_next)
         logger.info("Started task %s… for %s", record.task_id[:10], params.name)
-        return CreateTaskResult(
-            task_id=record.task_id,
-            status=record.status,
-            status_message=record.status_message,
-            created_at=_iso(record.created_at),
-            last_updated_at=_iso(record.updated_at),
-            ttl_ms=self._ttl_ms,
-            poll_interval_ms=self._poll_interval_ms,
-        )
+        return CreateTaskResult(**self._handle(record))
 
     async def _run(self, record: TaskRecord, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> None:
         _CURRENT.set(record)  # this background task runs in its own copy of the context
@@ -309,16 +301,22 @@ class TasksExtension(Extension):
             raise MCPError(code=INVALID_PARAMS, message=NOT_FOUND)
         return record
 
+    def _handle(self, record: TaskRecord) -> dict[str, Any]:
+        """The task fields that the creating result and tasks/get share."""
+        return {
+            "task_id": record.task_id,
+            "status": record.status,
+            "status_message": record.status_message,
+            "created_at": _iso(record.created_at),
+            "last_updated_at": _iso(record.updated_at),
+            "ttl_ms": self._ttl_ms,
+            "poll_interval_ms": self._poll_interval_ms,
+        }
+
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
         record = self._lookup(ctx, params.task_id)
         return GetTaskResult(
-            task_id=record.task_id,
-            status=record.status,
-            status_message=record.status_message,
-            created_at=_iso(record.created_at),
-            last_updated_at=_iso(record.updated_at),
-            ttl_ms=self._ttl_ms,
-            poll_interval_ms=self._poll_interval_ms,
+            **self._handle(record),
             result=record.result if record.status == "completed" else None,
             error=record.error if record.status == "failed" else None,
         )
