@@ -79,30 +79,28 @@ class _KeepTtlMs(BaseModel):
         return data
 
 
-class CreateTaskResult(_KeepTtlMs, Result):
+class _TaskFields(_KeepTtlMs, Result):
+    """The task's fields, shared by the creating result and `tasks/get`."""
+
+    task_id: str
+    status: TaskStatus
+    status_message: str | None = None
+    created_at: str
+    last_updated_at: str
+    ttl_ms: int | None = None
+    poll_interval_ms: int | None = None
+
+
+class CreateTaskResult(_TaskFields):
     """The flat task handle a `tools/call` answers with (`resultType: "task"`)."""
 
     result_type: Literal["task"] = "task"
-    task_id: str
-    status: TaskStatus
-    status_message: str | None = None
-    created_at: str
-    last_updated_at: str
-    ttl_ms: int | None = None
-    poll_interval_ms: int | None = None
 
 
-class GetTaskResult(_KeepTtlMs, Result):
+class GetTaskResult(_TaskFields):
     """`tasks/get`: the task as it stands, with the tool result once completed."""
 
     result_type: str = "complete"
-    task_id: str
-    status: TaskStatus
-    status_message: str | None = None
-    created_at: str
-    last_updated_at: str
-    ttl_ms: int | None = None
-    poll_interval_ms: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
