@@ -38,6 +38,8 @@ class CutoutError(Exception):
 
     retryable_read: bool = False
     """Whether a read (getResult) may simply be tried again."""
+    may_have_charged: bool = False
+    """Whether a paid POST that failed this way may still have reached cutout.pro and been charged."""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
@@ -69,6 +71,8 @@ class NotSentError(RequestError):
 
 class NoAnswerError(RequestError):
     """The request may have reached cutout.pro but its answer was lost."""
+
+    may_have_charged = True
 
 
 class UpstreamError(CutoutError):
@@ -105,6 +109,7 @@ class RateLimitedError(UpstreamError):
 
 class ServiceError(UpstreamError):
     retryable_read = True
+    may_have_charged = True
 
 
 class InsufficientCreditsError(UpstreamError):
@@ -121,6 +126,7 @@ class JobNotFoundError(UpstreamError):
 
 class MalformedResponseError(UpstreamError):
     retryable_read = True
+    may_have_charged = True
 
 
 class RejectedError(UpstreamError):

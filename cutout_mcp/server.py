@@ -10,13 +10,11 @@ from settings inside `build_server`.
 """
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import anyio
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
@@ -29,11 +27,12 @@ from .auth import auth_options
 from .client import CutoutClient, RetryPolicy
 from .config import Settings
 from .downloads import Downloads
-from .errors import CutoutError, MalformedResponseError, NoAnswerError, ServiceError
+from .errors import CutoutError
 from .jobs import Clock, MonotonicClock, PollPolicy
 from .ledger import BudgetExceededError, JobList, Ledger, open_ledger
 from .locks import KeyedLocks
-from .models import EditResult, JobStatus, VideoJob, iso_from_millis
+from .models import EditResult, JobStatus, UpstreamEditResult, VideoJob, iso_from_millis
+from .paid import Dedupe, LedgerUnavailableError, Paid, PaidCalls
 from .preflight import ImageInspector, open_inspector
 from .principal import current_principal
 from .tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
@@ -67,7 +66,7 @@ class AppContext:
     poll_policy: PollPolicy
     ledger: Ledger
     watcher: JobWatcher
-    submit_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    paid: PaidCalls
     inspector: ImageInspector | None = None
     """Pre-flight image checks; None when CUTOUT_PREFLIGHT=off."""
 
@@ -106,47 +105,31 @@ class _Live:
     app: AppContext | None = None
 
 
-def _may_have_charged(exc: CutoutError) -> bool:
-    """Whether a failed paid POST may still have reached cutout.pro (so its credits stay counted)."""
-    return isinstance(exc, NoAnswerError | ServiceError | MalformedResponseError)
+def _ledger_note(paid: Paid[Any]) -> str:
+    return f" {paid.ledger_problem}" if paid.ledger_problem else ""
 
 
-def _ledger_error(exc: sqlite3.Error) -> ToolError:
-    return ToolError(
-        f"The job ledger cannot be written ({exc}), so nothing was sent to cutout.pro or charged. "
-        "Check that CUTOUT_STATE_DIR is writable and has free space."
-    )
-
-
-@dataclass(frozen=True)
-class _Submitted:
-    job_id: int
-    credits: int
-    """0 when an identical unfinished job was reused instead."""
-
-
-async def _submit_video(state: AppContext, url: str, text: str | None, *, force_new: bool) -> _Submitted:
+async def _submit_video(state: AppContext, url: str, text: str | None, *, force_new: bool) -> Paid[int]:
     """Submit once per identical request: reuse an unfinished identical job, else pay and record at once."""
     principal = current_principal()
-    async with state.submit_locks.hold((principal, url, text)):
-        if not force_new:
-            existing = await state.ledger.find_active(principal, url, text)
-            if existing is not None:
-                logger.info("Reusing unfinished video job %s instead of paying again", existing.id)
-                return _Submitted(existing.id, 0)
-        with anyio.CancelScope(shield=True):  # once sent, the paid submit's job id must not be lost
-            charge = await state.ledger.reserve(principal, "video", catalog.VIDEO_CREDITS, state.settings.credit_budget)
-            try:
-                job_id = await state.client.submit_video(url, text)
-            except CutoutError as exc:
-                if not _may_have_charged(exc):
-                    await state.ledger.release(charge)
-                raise
-            try:
-                await state.ledger.record_video_job(charge, job_id, principal, url, text, catalog.VIDEO_CREDITS)
-            except sqlite3.Error:
-                logger.exception("Video job %s was submitted but could not be written to the ledger", job_id)
-    return _Submitted(job_id, catalog.VIDEO_CREDITS)
+
+    async def find() -> int | None:
+        existing = await state.ledger.find_active(principal, url, text)
+        if existing is not None:
+            logger.info("Reusing unfinished video job %s instead of paying again", existing.id)
+        return None if existing is None else existing.id
+
+    async def record(charge: int, job_id: int) -> None:
+        await state.ledger.record_video_job(charge, job_id, principal, url, text, catalog.VIDEO_CREDITS)
+
+    return await state.paid.call(
+        principal,
+        "video",
+        catalog.VIDEO_CREDITS,
+        lambda: state.client.submit_video(url, text),
+        record,
+        dedupe=None if force_new else Dedupe((url, text), find),
+    )
 
 
 class CutoutServer(MCPServer[AppContext]):
@@ -219,7 +202,8 @@ def build_server(
             if not client.has_key:
                 logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
             async with open_inspector(settings, inspector) as checker:
-                live.app = AppContext(settings, client, the_clock, policy, ledger, watcher, inspector=checker)
+                paid = PaidCalls(ledger, settings.credit_budget, KeyedLocks())
+                live.app = AppContext(settings, client, the_clock, policy, ledger, watcher, paid, inspector=checker)
                 yield live.app
 
     server = CutoutServer(
@@ -331,11 +315,9 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             if state.inspector is not None and state.client.has_key:  # keyless calls fail first
                 await state.inspector.check_video_image(url)
             submitted = await _submit_video(state, url, text, force_new=force_new)
-        except (InvalidArgumentError, CutoutError, BudgetExceededError) as exc:
+        except (InvalidArgumentError, CutoutError, BudgetExceededError, LedgerUnavailableError) as exc:
             raise _tool_error(exc) from None
-        except sqlite3.Error as exc:
-            raise _ledger_error(exc) from None
-        job_id, charged = submitted.job_id, submitted.credits
+        job_id, charged = submitted.value, submitted.credits
         logger.info("Submitted video job %s" if charged else "Returning unfinished video job %s", job_id)
         if in_task():  # no client call limit applies: wait for the job itself, within a generous bound
             wait_seconds = TASK_MAX_WAIT_SECONDS
@@ -358,6 +340,8 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             ) from None
         if not charged:
             job = job.model_copy(update={"message": f"{_REUSED.format(id=job_id)} {job.message}"})
+        elif submitted.ledger_problem:
+            job = job.model_copy(update={"message": f"{job.message}{_ledger_note(submitted)}"})
         return _finish(job)
 
     @server.tool(
@@ -445,19 +429,20 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             if state.inspector is not None and state.client.has_key:  # keyless calls fail first
                 await state.inspector.check_edit_images(urls, entry)
             principal = current_principal()
-            with anyio.CancelScope(shield=True):  # the charge must be settled whatever the caller does
-                charge = await state.ledger.reserve(principal, "edit", entry.credits, settings.credit_budget)
-                try:
-                    result = await state.client.edit_image(text, entry.name, aspect_ratio, urls)
-                except CutoutError as exc:
-                    if not _may_have_charged(exc):
-                        await state.ledger.release(charge)
-                    raise
-                await state.ledger.record_edit(charge, result.id, entry.name)
-        except (InvalidArgumentError, CutoutError, BudgetExceededError) as exc:
+
+            async def record(charge: int, edited: UpstreamEditResult) -> None:
+                await state.ledger.record_edit(charge, edited.id, entry.name)
+
+            paid = await state.paid.call(
+                principal,
+                "edit",
+                entry.credits,
+                lambda: state.client.edit_image(text, entry.name, aspect_ratio, urls),
+                record,
+            )
+        except (InvalidArgumentError, CutoutError, BudgetExceededError, LedgerUnavailableError) as exc:
             raise _tool_error(exc) from None
-        except sqlite3.Error as exc:
-            raise _ledger_error(exc) from None
+        result = paid.value
         if result.status != 1 or not result.image_url:
             reason = result.fail_reason or "no reason given"
             raise ToolError(
@@ -475,7 +460,7 @@ def _register_tools(server: MCPServer[AppContext], settings: Settings) -> None:
             duration_seconds=result.duration,
             created_at=iso_from_millis(result.created_at),
             credits_charged=entry.credits,
-            message=f"Edited with {entry.name} for {entry.credits} credits.",
+            message=f"Edited with {entry.name} for {entry.credits} credits.{_ledger_note(paid)}",
         )
 
 

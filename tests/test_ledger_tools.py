@@ -13,7 +13,7 @@ import respx
 
 from cutout_mcp import server as server_module
 from cutout_mcp.config import Settings
-from cutout_mcp.ledger import FILE_NAME
+from cutout_mcp.ledger import FILE_NAME, Ledger
 
 from .conftest import FakeClock, connect, envelope, video_job
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text_of
@@ -230,3 +230,43 @@ async def test_callers_see_only_their_own_jobs(
         with pytest.raises(Exception, match="No video job"):
             await client.read_resource(f"cutout://jobs/{JOB_ID}")
         assert resource_json(await client.read_resource("cutout://credits"))["spent"] == 0
+
+
+async def test_an_edit_paid_for_reaches_the_user_when_the_ledger_cannot_record_it(
+    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_record(*_: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    edits = upstream.post(EDIT).respond(json=edit_answer())
+    async with connect(settings, mode, clock) as client:
+        monkeypatch.setattr(Ledger, "record_edit", broken_record)
+        result = await client.call_tool("edit_image", {"prompt": "x", "image_urls": [IMAGE]})
+        monkeypatch.undo()
+        listed = (await client.call_tool("list_video_jobs", {})).structured_content
+    assert edits.call_count == 1
+    assert result.is_error is False, text_of(result)
+    assert result.structured_content["image_url"] == "https://cdn.example.com/edit.jpg"
+    assert result.structured_content["credits_charged"] == 4
+    text = text_of(result)
+    assert "nothing was sent" not in text.lower()
+    assert "not charged" not in text.lower()
+    assert "ledger" in result.structured_content["message"].lower()
+    assert listed["credits"]["spent"] == 4, "the reserved charge stays counted"
+
+
+async def test_a_video_paid_for_keeps_its_id_when_the_ledger_cannot_record_it(
+    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_record(*_: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    upstream.post(GENERATE).respond(json=envelope(JOB_ID))
+    upstream.get(RESULT).respond(json=envelope(video_job(percentage=30)))
+    async with connect(settings, mode, clock) as client:
+        monkeypatch.setattr(Ledger, "record_video_job", broken_record)
+        result = await client.call_tool("generate_video", {"image_url": IMAGE, "wait_seconds": 0})
+    assert result.is_error is False, text_of(result)
+    assert result.structured_content["id"] == JOB_ID
+    assert result.structured_content["credits_charged"] == 5
+    assert "ledger" in result.structured_content["message"].lower()
