@@ -47,9 +47,9 @@ from bench._common import (
     server_env,
     wait_for_port,
 )
-from cutout_mcp.jobs import PollPolicy, _Sample
-from cutout_mcp.models import UpstreamVideoJob, VideoJob
+from cutout_mcp.core.polling import PollPolicy, _Sample
 from cutout_mcp.sandbox import ManualClock, Sandbox, SandboxConfig, run_sandbox
+from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
 
 GENERATE = "/api/v2/imageToVideo/generate"
 RESULT = "/api/v2/imageToVideo/getResult"

@@ -26,9 +26,9 @@ import anyio.lowlevel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, median, print_rows
-from cutout_mcp.jobs import PollPolicy
-from cutout_mcp.models import UpstreamVideoJob
-from cutout_mcp.watch import JobWatcher
+from cutout_mcp.core.polling import PollPolicy
+from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 
 @dataclass(frozen=True)

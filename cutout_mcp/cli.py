@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 
-from . import __version__
-from .auth import require_auth_for_public_bind
-from .config import ConfigError, Settings
-from .logs import configure_logging
-from .sandbox_mode import add_sandbox_arguments, sandbox_config
+from cutout_mcp import __version__
+from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.logs import configure_logging
+from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
+from cutout_mcp.server.auth import require_auth_for_public_bind
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from .sandbox import SandboxConfig
+    from cutout_mcp.sandbox import SandboxConfig
 
 logger = logging.getLogger("cutout_mcp")
 
@@ -103,11 +103,11 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> None:
     """Run the MCP server on the configured transport until it is stopped."""
-    from .server import build_server
+    from cutout_mcp.server import build_server
 
     if sandbox is not None:
-        from .sandbox import run_sandbox
-        from .sandbox_mode import attach_sandbox, sandbox_instructions, sandbox_settings
+        from cutout_mcp.sandbox import run_sandbox
+        from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions, sandbox_settings
 
         async with run_sandbox(sandbox) as running:
             logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
@@ -144,12 +144,12 @@ async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":
-        from .sandbox import serve as serve_sandbox
+        from cutout_mcp.sandbox import serve as serve_sandbox
 
         serve_sandbox(sandbox_config(args, port=args.port))
         return 0
     if args.command == "demo":
-        from .demo import run_demo
+        from cutout_mcp.demo import run_demo
 
         return run_demo(args.output)
     try:

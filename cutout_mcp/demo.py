@@ -21,7 +21,7 @@ import httpx
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 
-from .sandbox_mode import SANDBOX_RESOURCE
+from cutout_mcp.sandbox_mode import SANDBOX_RESOURCE
 
 BAR_WIDTH = 30
 

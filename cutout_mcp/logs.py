@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from .config import Settings
+from cutout_mcp.config import Settings
 
 REDACTED = "[REDACTED]"
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
-from .config import Settings
+from cutout_mcp.config import Settings
 
 if TYPE_CHECKING:
-    from .sandbox.config import SandboxConfig
-    from .sandbox.runner import Sandbox
+    from cutout_mcp.sandbox.config import SandboxConfig
+    from cutout_mcp.sandbox.runner import Sandbox
 
 SANDBOX_RESOURCE = "cutout://sandbox"
 SAMPLE_IMAGE_PATH = "/samples/photo.jpg"
@@ -47,7 +47,7 @@ _KNOBS = ("job_seconds", "queue_seconds", "queue_depth", "latency", "balance", "
 
 
 def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
-    from .sandbox.config import SandboxConfig
+    from cutout_mcp.sandbox.config import SandboxConfig
 
     given = {knob: getattr(args, knob) for knob in _KNOBS if getattr(args, knob, None) is not None}
     return SandboxConfig(port=port, **given)

@@ -12,9 +12,9 @@ import pytest
 import respx
 from mcp import Client
 
-from cutout_mcp.client import RetryPolicy
 from cutout_mcp.config import Settings
 from cutout_mcp.server import build_server
+from cutout_mcp.upstream.client import RetryPolicy
 
 API_KEY = "test-key-5f3b9c2e"
 BASE_URL = "https://api.cutout.test"

@@ -8,7 +8,7 @@ from typing import Any
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp_types import CallToolResult, EmptyResult
 
-from cutout_mcp.tasks import (
+from cutout_mcp.server.tasks import (
     EXTENSION_ID,
     CancelTaskRequest,
     CreateTaskResult,

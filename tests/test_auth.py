@@ -21,11 +21,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
-from cutout_mcp.auth import StaticTokenVerifier, parse_tokens, require_auth_for_public_bind
 from cutout_mcp.cli import main, transport_security
 from cutout_mcp.config import ConfigError, Settings
-from cutout_mcp.principal import current_principal
 from cutout_mcp.server import build_server
+from cutout_mcp.server.auth import StaticTokenVerifier, parse_tokens, require_auth_for_public_bind
+from cutout_mcp.server.principal import current_principal
 
 from .conftest import API_KEY, BASE_URL
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 import respx
 
-from cutout_mcp import errors
-from cutout_mcp.client import CutoutClient, RetryPolicy
 from cutout_mcp.config import Settings
+from cutout_mcp.upstream import errors
+from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 
 from .conftest import API_KEY, envelope, video_job
 

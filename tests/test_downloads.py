@@ -13,9 +13,9 @@ import pytest
 import respx
 from PIL import Image
 
-from cutout_mcp import downloads
 from cutout_mcp.config import Settings
-from cutout_mcp.downloads import DownloadError, Downloads, make_preview
+from cutout_mcp.core import downloads
+from cutout_mcp.core.downloads import DownloadError, Downloads, make_preview
 
 from .conftest import FakeClock, connect, envelope, video_job
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cutout_mcp.jobs import PollPolicy, ProgressReporter, _Sample
-from cutout_mcp.models import VideoJob, job_status
+from cutout_mcp.core.polling import PollPolicy, ProgressReporter, _Sample
+from cutout_mcp.upstream.models import VideoJob, job_status
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cutout_mcp.config import default_state_dir
-from cutout_mcp.ledger import FILE_NAME, BudgetExceededError, Ledger
-from cutout_mcp.models import VideoJob
+from cutout_mcp.core.ledger import FILE_NAME, BudgetExceededError, Ledger
+from cutout_mcp.upstream.models import VideoJob
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +80,7 @@ def test_concurrent_writers_in_two_connections_lose_nothing(tmp_path: Path) -> N
 
 WRITER = """
 import sys
-from cutout_mcp.ledger import Ledger
+from cutout_mcp.core.ledger import Ledger
 ledger = Ledger(sys.argv[1])
 job_id = 0
 while True:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import respx
 
-from cutout_mcp import server as server_module
 from cutout_mcp.config import Settings
-from cutout_mcp.ledger import FILE_NAME, Ledger
+from cutout_mcp.core.ledger import FILE_NAME, Ledger
+from cutout_mcp.server import app as server_module
 
 from .conftest import FakeClock, connect, envelope, video_job
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text_of

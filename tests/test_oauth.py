@@ -22,11 +22,11 @@ import respx
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from cutout_mcp import auth, oauth
 from cutout_mcp.cli import main, transport_security
 from cutout_mcp.config import ENVIRONMENT, ConfigError, Settings
 from cutout_mcp.logs import configure_logging
-from cutout_mcp.oauth import IntrospectionTokenVerifier, OAuthConfig, oauth_config
+from cutout_mcp.server import auth, oauth
+from cutout_mcp.server.oauth import IntrospectionTokenVerifier, OAuthConfig, oauth_config
 
 from .conftest import API_KEY, BASE_URL
 from .test_auth import ACCEPT, INITIALIZE, serving

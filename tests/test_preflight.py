@@ -16,8 +16,8 @@ import pytest
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.netguard import blocked_reason
-from cutout_mcp.preflight import HEAD_BYTES, ImageInspector, ImageRefusedError
+from cutout_mcp.core.netguard import blocked_reason
+from cutout_mcp.core.preflight import HEAD_BYTES, ImageInspector, ImageRefusedError
 
 from .conftest import API_KEY, BASE_URL, FakeClock, connect, envelope, video_job
 from .netfakes import FakeDNS, FakeNetwork, chunked_response, http_response, image_bytes, redirect

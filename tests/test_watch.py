@@ -8,10 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
-from cutout_mcp.errors import ServiceError
-from cutout_mcp.jobs import PollPolicy
-from cutout_mcp.models import UpstreamVideoJob, VideoJob
-from cutout_mcp.watch import JobWatcher
+from cutout_mcp.core.polling import PollPolicy
+from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.upstream.errors import ServiceError
+from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
 
 from .conftest import FakeClock, video_job
 

@@ -47,7 +47,7 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, EmptyResult, ErrorD
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
-from .principal import current_principal
+from cutout_mcp.server.principal import current_principal
 
 logger = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ import anyio
 import httpx
 from mcp_types import ContentBlock, ImageContent, ResourceLink
 
-from . import __version__
-from .models import EditResult, VideoJob
+from cutout_mcp import __version__
+from cutout_mcp.upstream.models import EditResult, VideoJob
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, Field
 
-from .models import JobStatus, VideoJob
+from cutout_mcp.upstream.models import JobStatus, VideoJob
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 
-from .jobs import Clock, PollPolicy, ProgressCallback, ProgressReporter, _Sample
-from .models import UpstreamVideoJob, VideoJob
+from cutout_mcp.core.polling import Clock, PollPolicy, ProgressCallback, ProgressReporter, _Sample
+from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ import httpx
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
-from .config import ConfigError, Settings
+from cutout_mcp.config import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from .errors import CutoutError
-from .ledger import ChargeKind, Ledger
-from .locks import KeyedLocks
+from cutout_mcp.core.ledger import ChargeKind, Ledger
+from cutout_mcp.core.locks import KeyedLocks
+from cutout_mcp.upstream.errors import CutoutError
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from . import __version__, catalog
-from .config import Settings
-from .validation import InvalidArgumentError
+from cutout_mcp import __version__, catalog
+from cutout_mcp.config import Settings
+from cutout_mcp.core.validation import InvalidArgumentError
 
 if TYPE_CHECKING:
     # Imported where used: Pillow, httpcore and h11 cost ~50 ms of start-up, and the server
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import httpcore
     from PIL import Image, ImageFile
 
-    from .netguard import GuardedBackend, Resolver
+    from cutout_mcp.core.netguard import GuardedBackend, Resolver
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ImageInspector:
         """Made on the first check (synchronously, so concurrent first checks share one): the guarded
         transport imports httpcore and loads the CA bundle, which start-up need not wait for."""
         if self._http_client is None:
-            from .netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
+            from cutout_mcp.core.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
 
             trusted = [key for key in map(origin_key, self._trusted_origins) if key]
             self._backend = GuardedBackend(
@@ -149,7 +149,7 @@ class ImageInspector:
 
     async def inspect(self, url: str, argument: str) -> ImageFacts:
         """Format, dimensions and size of the image at `url`, or `ImageRefusedError`."""
-        from .netguard import BlockedAddressError, ResolutionError
+        from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
 
         try:
             with anyio.fail_after(self._timeout):

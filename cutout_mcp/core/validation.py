@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from . import catalog
+from cutout_mcp import catalog
 
 
 class InvalidArgumentError(ValueError):

@@ -29,8 +29,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl, SecretStr
 
-from . import oauth
-from .config import ConfigError, Settings
+from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.server import oauth
 
 MIN_TOKEN_CHARS = 16
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

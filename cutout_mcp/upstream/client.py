@@ -26,9 +26,10 @@ import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from . import __version__, errors
-from .config import Settings
-from .models import Envelope, UpstreamEditResult, UpstreamVideoJob
+from cutout_mcp import __version__
+from cutout_mcp.config import Settings
+from cutout_mcp.upstream import errors
+from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 

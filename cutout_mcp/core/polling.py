@@ -13,7 +13,7 @@ from typing import Protocol
 
 import anyio
 
-from .models import VideoJob
+from cutout_mcp.upstream.models import VideoJob
 
 ProgressCallback = Callable[[float, float, str], Awaitable[None]]
 """`(progress, total, message)`, the arguments of an MCP progress notification."""

@@ -21,22 +21,15 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, Un
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
-from . import __version__, catalog
-from .arguments import describe_invalid_arguments
-from .auth import auth_options
-from .client import CutoutClient, RetryPolicy
-from .config import Settings
-from .downloads import Downloads
-from .errors import CutoutError
-from .jobs import Clock, MonotonicClock, PollPolicy
-from .ledger import BudgetExceededError, JobList, Ledger, open_ledger
-from .locks import KeyedLocks
-from .models import EditResult, JobStatus, UpstreamEditResult, VideoJob, iso_from_millis
-from .paid import Dedupe, LedgerUnavailableError, Paid, PaidCalls
-from .preflight import ImageInspector, open_inspector
-from .principal import current_principal
-from .tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
-from .validation import (
+from cutout_mcp import __version__, catalog
+from cutout_mcp.config import Settings
+from cutout_mcp.core.downloads import Downloads
+from cutout_mcp.core.ledger import BudgetExceededError, JobList, Ledger, open_ledger
+from cutout_mcp.core.locks import KeyedLocks
+from cutout_mcp.core.paid import Dedupe, LedgerUnavailableError, Paid, PaidCalls
+from cutout_mcp.core.polling import Clock, MonotonicClock, PollPolicy
+from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.validation import (
     InvalidArgumentError,
     check_edit_images,
     check_image_url,
@@ -44,7 +37,14 @@ from .validation import (
     parse_job_id,
     url_pattern,
 )
-from .watch import JobWatcher
+from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.server.arguments import describe_invalid_arguments
+from cutout_mcp.server.auth import auth_options
+from cutout_mcp.server.principal import current_principal
+from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
+from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
+from cutout_mcp.upstream.errors import CutoutError
+from cutout_mcp.upstream.models import EditResult, JobStatus, UpstreamEditResult, VideoJob, iso_from_millis
 
 logger = logging.getLogger(__name__)
 
