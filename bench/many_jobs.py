@@ -47,9 +47,10 @@ from bench._common import (
     server_env,
     wait_for_port,
 )
-from cutout_mcp.core.polling import PollPolicy, _Sample
+from cutout_mcp.core.results import VideoJob
+from cutout_mcp.core.watch import PollPolicy, Sample
 from cutout_mcp.sandbox import ManualClock, Sandbox, SandboxConfig, run_sandbox
-from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 GENERATE = "/api/v2/imageToVideo/generate"
 RESULT = "/api/v2/imageToVideo/getResult"
@@ -79,7 +80,7 @@ def policy_reads(sandbox: Sandbox, policy: PollPolicy) -> dict[int, tuple[int, f
                 if seen.finished:
                     break
                 interval = policy.next_interval(seen, previous, at)
-                previous = _Sample(seen.percentage, at)
+                previous = Sample(seen.percentage, at)
                 at += interval
             reads[job.id] = (count, at)
     finally:

@@ -26,8 +26,7 @@ import anyio.lowlevel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, median, print_rows
-from cutout_mcp.core.polling import PollPolicy
-from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.core.watch import JobWatcher, PollPolicy
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 

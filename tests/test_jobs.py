@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cutout_mcp.core.polling import PollPolicy, ProgressReporter, _Sample
-from cutout_mcp.upstream.models import VideoJob, job_status
+from cutout_mcp.core.results import VideoJob, job_status
+from cutout_mcp.core.watch import PollPolicy, ProgressReporter, Sample
 
 pytestmark = pytest.mark.anyio
 
@@ -46,10 +46,10 @@ def test_a_long_queue_is_polled_less_often_than_a_short_one() -> None:
 
 def test_a_nearly_finished_render_is_polled_soon() -> None:
     policy = PollPolicy()
-    previous = _Sample(percentage=80, at=0)
+    previous = Sample(percentage=80, at=0)
     fast = policy.next_interval(job(percentage=95), previous, now=10)  # 1.5 %/s, 5 % left
     assert fast == policy.min_interval
-    slow = policy.next_interval(job(percentage=10), _Sample(percentage=5, at=0), now=10)  # 0.5 %/s, 90 % left
+    slow = policy.next_interval(job(percentage=10), Sample(percentage=5, at=0), now=10)  # 0.5 %/s, 90 % left
     assert slow == policy.max_interval
 
 

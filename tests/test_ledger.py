@@ -14,7 +14,7 @@ import pytest
 
 from cutout_mcp.config import default_state_dir
 from cutout_mcp.core.ledger import FILE_NAME, BudgetExceededError, Ledger
-from cutout_mcp.upstream.models import VideoJob
+from cutout_mcp.core.results import VideoJob
 
 pytestmark = pytest.mark.anyio
 

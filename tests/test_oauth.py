@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from cutout_mcp.cli import main, transport_security
+from cutout_mcp.clock import ManualClock
 from cutout_mcp.config import ENVIRONMENT, ConfigError, Settings
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.server import auth, oauth
@@ -169,18 +170,18 @@ async def test_an_unusable_introspection_endpoint_refuses_the_token_without_rais
 
 
 async def test_results_are_cached_briefly_by_hash_and_refusals_not_at_all(introspection: respx.Router) -> None:
-    now = [1_000_000.0]
+    clock = ManualClock(1_000_000.0)
     route = introspection.post(INTROSPECT).respond(json=claims(exp=1_000_003))
     verifier = IntrospectionTokenVerifier(
         OAuthConfig(ISSUER, INTROSPECT, RESOURCE),
         transport=httpx.MockTransport(introspection.async_handler),
-        clock=lambda: now[0],
+        clock=clock,
     )
     assert await verifier.verify_token(TOKEN) is not None
     assert await verifier.verify_token(TOKEN) is not None
     assert route.call_count == 1
-    assert TOKEN not in repr(verifier._cache)
-    now[0] += 3  # the token's exp comes before the cache's five seconds
+    assert TOKEN not in repr(vars(verifier))
+    clock.advance(3)  # the token's exp comes before the cache's five seconds
     route.respond(json=claims(active=False))
     assert await verifier.verify_token(TOKEN) is None
     assert await verifier.verify_token(TOKEN) is None

@@ -8,10 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
-from cutout_mcp.core.polling import PollPolicy
-from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.core.results import VideoJob
+from cutout_mcp.core.watch import JobWatcher, PollPolicy
 from cutout_mcp.upstream.errors import ServiceError
-from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 from .conftest import FakeClock, video_job
 

@@ -38,7 +38,7 @@ import httpx
 from mcp_types import ContentBlock, ImageContent, ResourceLink
 
 from cutout_mcp import __version__
-from cutout_mcp.upstream.models import EditResult, VideoJob
+from cutout_mcp.core.results import EditResult, VideoJob
 
 logger = logging.getLogger(__name__)
 

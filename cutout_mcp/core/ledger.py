@@ -40,24 +40,21 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
-from pydantic import BaseModel, Field
 
-from cutout_mcp.upstream.models import JobStatus, VideoJob
+from cutout_mcp.clock import Clock, SystemClock, iso_utc
+from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
 
 logger = logging.getLogger(__name__)
 
 FILE_NAME = "ledger.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 ChargeKind = Literal["video", "edit"]
-ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "processing")
 
 _T = TypeVar("_T")
 
@@ -91,44 +88,6 @@ CREATE INDEX IF NOT EXISTS charges_by_principal ON charges (principal);
 """
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-class LedgerJob(BaseModel):
-    """A video job as the ledger remembers it (as of its last poll)."""
-
-    id: int = Field(description="The job id; pass it to get_video_result.")
-    status: JobStatus
-    percentage: float
-    wait_number: int
-    image_url: str
-    prompt: str | None = None
-    result_url: str | None = Field(default=None, description="The video, once succeeded. The link expires.")
-    cover_url: str | None = None
-    credits: int = Field(description="Credits the submit cost.")
-    created_at: str = Field(description="When it was submitted (ISO 8601, UTC).")
-    updated_at: str = Field(description="When its state was last read (ISO 8601, UTC).")
-
-
-class CreditSummary(BaseModel):
-    """Credits recorded as spent, and what the optional budget leaves."""
-
-    spent: int = Field(description="Credits spent by you (this caller), as recorded in the ledger.")
-    spent_total: int = Field(description="Credits spent by every caller of this server's ledger.")
-    budget: int | None = Field(default=None, description="CUTOUT_CREDIT_BUDGET, if set.")
-    remaining: int | None = Field(default=None, description="Credits left in the budget, if one is set.")
-
-
-class JobList(BaseModel):
-    """The caller's video jobs from the ledger, and the credits spent."""
-
-    jobs: list[LedgerJob] = Field(description="Newest first. Status is as of the last check of each job.")
-    credits: CreditSummary
-    credits_charged: int = Field(default=0, description="Credits this call cost (listing is free).")
-    message: str
-
-
 class BudgetExceededError(Exception):
     """A paid call would take the recorded spend past CUTOUT_CREDIT_BUDGET."""
 
@@ -145,8 +104,9 @@ class BudgetExceededError(Exception):
 class Ledger:
     """One connection to the ledger file; async methods run the SQL in a worker thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, clock: Clock | None = None) -> None:
         self.path = str(path)
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         # One worker thread at a time: the lock serialises the connection anyway, and 500 waiting video
         # jobs otherwise start anyio's default 40 threads, each blocked on the lock with its own stack and
@@ -163,10 +123,10 @@ class Ledger:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def open_in(cls, state_dir: Path) -> Ledger:
+    def open_in(cls, state_dir: Path, clock: Clock | None = None) -> Ledger:
         """The ledger of `state_dir`, creating the folder (private to the user) when missing."""
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return cls(state_dir / FILE_NAME)
+        return cls(state_dir / FILE_NAME, clock)
 
     def close(self) -> None:
         with self._lock:
@@ -197,7 +157,7 @@ class Ledger:
                     raise BudgetExceededError(credits, spent, budget)
             cursor = db.execute(
                 "INSERT INTO charges (principal, kind, credits, created_at) VALUES (?, ?, ?, ?)",
-                (principal, kind, credits, time.time()),
+                (principal, kind, credits, self._clock.now()),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -238,7 +198,7 @@ class Ledger:
     def _record_video_job(
         self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
     ) -> None:
-        now = time.time()
+        now = self._clock.now()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -269,7 +229,7 @@ class Ledger:
                 job.wait_number,
                 job.result_url,
                 job.cover_url,
-                time.time(),
+                self._clock.now(),
                 job.id,
                 job.status,
                 job.percentage,
@@ -322,10 +282,10 @@ class Ledger:
 
 
 @asynccontextmanager
-async def open_ledger(state_dir: Path) -> AsyncIterator[Ledger]:
+async def open_ledger(state_dir: Path, clock: Clock | None = None) -> AsyncIterator[Ledger]:
     """The ledger in `state_dir`, closed on exit; if that folder is unusable, one in memory, so the server runs."""
     try:
-        ledger = await anyio.to_thread.run_sync(Ledger.open_in, state_dir)
+        ledger = await anyio.to_thread.run_sync(Ledger.open_in, state_dir, clock)
     except (OSError, sqlite3.Error) as exc:
         logger.warning(
             "Cannot use the job ledger in %s (%s): jobs are remembered only until this server stops. "
@@ -333,7 +293,7 @@ async def open_ledger(state_dir: Path) -> AsyncIterator[Ledger]:
             state_dir,
             exc,
         )
-        ledger = Ledger(":memory:")
+        ledger = Ledger(":memory:", clock)
     try:
         yield ledger
     finally:
@@ -351,6 +311,6 @@ def _job(row: sqlite3.Row) -> LedgerJob:
         result_url=row["result_url"],
         cover_url=row["cover_url"],
         credits=row["credits"],
-        created_at=_iso(row["created_at"]),
-        updated_at=_iso(row["updated_at"]),
+        created_at=iso_utc(row["created_at"]),
+        updated_at=iso_utc(row["updated_at"]),
     )

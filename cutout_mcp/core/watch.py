@@ -16,8 +16,10 @@ group:
 - when the last waiter leaves, the loop is cancelled; a read error ends the
   loop and is raised in every waiter, and the next waiter starts a new loop.
 
-The clock is injected, as in `jobs`, and only the loop sleeps, so a fake
-clock advances exactly as it would for one waiter.
+The clock is injected (`cutout_mcp.clock`), and only the loop sleeps, so a
+fake clock advances exactly as it would for one waiter. `PollPolicy` decides
+how long to wait between reads; `ProgressReporter` turns states into progress
+notifications that always increase.
 """
 
 from __future__ import annotations
@@ -31,10 +33,72 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 
-from cutout_mcp.core.polling import Clock, PollPolicy, ProgressCallback, ProgressReporter, _Sample
-from cutout_mcp.upstream.models import UpstreamVideoJob, VideoJob
+from cutout_mcp.clock import Clock
+from cutout_mcp.core.results import VideoJob
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, float, str], Awaitable[None]]
+"""`(progress, total, message)`, the arguments of an MCP progress notification."""
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How long to wait between two reads of a job.
+
+    A queued job is read less often the more jobs are ahead of it; a
+    rendering job is read about twice before its estimated finish, so the end
+    is noticed quickly without polling a long render every second.
+    """
+
+    min_interval: float = 2.0
+    max_interval: float = 15.0
+    default_processing_interval: float = 4.0
+    seconds_per_queued_job: float = 2.0
+
+    def next_interval(self, job: VideoJob, previous: Sample | None, now: float) -> float:
+        if job.status == "queued":
+            wanted = self.min_interval + self.seconds_per_queued_job * job.wait_number
+        elif previous is not None and job.percentage > previous.percentage and now > previous.at:
+            rate = (job.percentage - previous.percentage) / (now - previous.at)
+            wanted = (100.0 - job.percentage) / rate / 2
+        else:
+            wanted = self.default_processing_interval
+        return max(self.min_interval, min(self.max_interval, wanted))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One earlier reading of a job, for the render rate."""
+
+    percentage: float
+    at: float
+
+
+@dataclass
+class ProgressReporter:
+    """Turns job states into MCP progress notifications that always increase.
+
+    The MCP specification requires each notification's `progress` to exceed
+    the last one's. Progress is the upstream percentage (0-100). While a job
+    is queued the percentage stays 0, so the queue's advance is shown within
+    0-1 instead (1 / (jobs ahead + 2)), and a state that would not increase
+    the value is not sent.
+    """
+
+    send: ProgressCallback | None
+    last: float = field(default=-1.0)
+
+    async def report(self, job: VideoJob) -> None:
+        if self.send is None:
+            return
+        value = 1.0 / (job.wait_number + 2) if job.status == "queued" else job.percentage
+        if value <= self.last:
+            return
+        self.last = value
+        await self.send(value, 100.0, job.message)
+
 
 ReadJob = Callable[[int], Awaitable[UpstreamVideoJob]]
 OnUpdate = Callable[[VideoJob], Awaitable[None]]
@@ -150,7 +214,7 @@ class JobWatcher:
 
     async def _loop(self, watch: _Watch) -> None:
         clock, policy = self._clock, self._policy
-        previous: _Sample | None = None
+        previous: Sample | None = None
         next_read = clock.now()
         try:
             with watch.scope:
@@ -181,7 +245,7 @@ class JobWatcher:
                     if job.finished or not any(w.deadline > now for w in watch.waiters):
                         return  # every waiter has what it waited for
                     next_read = now + policy.next_interval(job, previous, now)
-                    previous = _Sample(job.percentage, now)
+                    previous = Sample(job.percentage, now)
         finally:
             if self._watches.get(watch.job_id) is watch:
                 del self._watches[watch.job_id]

@@ -70,8 +70,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cutout_mcp.clock import Clock, ManualClock, SystemClock
     from cutout_mcp.sandbox.app import create_app
-    from cutout_mcp.sandbox.clock import Clock, ManualClock, SystemClock
     from cutout_mcp.sandbox.config import DEFAULT_API_KEY, SandboxConfig
     from cutout_mcp.sandbox.faults import Fault, Faults, InjectedDisconnect
     from cutout_mcp.sandbox.runner import Sandbox, run_sandbox, serve
@@ -80,9 +80,6 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "create_app": "app",
-    "Clock": "clock",
-    "ManualClock": "clock",
-    "SystemClock": "clock",
     "DEFAULT_API_KEY": "config",
     "SandboxConfig": "config",
     "Fault": "faults",
@@ -100,6 +97,8 @@ def __getattr__(name: str) -> Any:
     """Import on first use, so `cutout-mcp` without --sandbox never loads the web stack for it."""
     if name in _HOMES:
         return getattr(importlib.import_module(f"cutout_mcp.sandbox.{_HOMES[name]}"), name)
+    if name in ("Clock", "ManualClock", "SystemClock"):  # the one clock, re-exported for sandbox users
+        return getattr(importlib.import_module("cutout_mcp.clock"), name)
     raise AttributeError(f"module 'cutout_mcp.sandbox' has no attribute {name!r}")
 
 

@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 from cutout_mcp.sandbox import control, views
 from cutout_mcp.sandbox.assets import media_url
-from cutout_mcp.sandbox.clock import now_ms
 from cutout_mcp.sandbox.envelope import (
     INVALID_KEY,
     INVALID_KEY_MSG,
@@ -25,6 +24,7 @@ from cutout_mcp.sandbox.envelope import (
     ApiError,
     envelope,
     invalid,
+    now_ms,
 )
 from cutout_mcp.sandbox.middleware import SandboxMiddleware
 from cutout_mcp.sandbox.paths import IMAGE_EDIT, SAMPLE_PHOTO, VIDEO_GENERATE, VIDEO_RESULT

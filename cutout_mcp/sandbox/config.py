@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cutout_mcp.sandbox.clock import Clock, SystemClock
+from cutout_mcp.clock import Clock, SystemClock
 
 VideoFormat = Literal["auto", "mp4", "gif"]
 

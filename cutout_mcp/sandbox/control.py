@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from cutout_mcp.clock import ManualClock
 from cutout_mcp.sandbox import views
-from cutout_mcp.sandbox.clock import ManualClock, now_ms
+from cutout_mcp.sandbox.envelope import now_ms
 from cutout_mcp.sandbox.faults import Fault
 from cutout_mcp.sandbox.paths import CONTROL_PREFIX
 from cutout_mcp.sandbox.state import SandboxState

@@ -10,6 +10,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from cutout_mcp.clock import Clock
+
 SUCCESS = 0
 
 VIDEO_RUNNING, VIDEO_SUCCEEDED, VIDEO_FAILED = 0, 1, 2
@@ -57,3 +59,8 @@ def request_id() -> str:
 
 def envelope(code: int, data: Any, msg: str | None, time_ms: int) -> dict[str, Any]:
     return {"code": code, "data": data, "msg": msg, "time": time_ms, "requestId": request_id()}
+
+
+def now_ms(clock: Clock) -> int:
+    """The API's timestamps are integer milliseconds."""
+    return int(clock.now() * 1000)

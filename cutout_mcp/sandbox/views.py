@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cutout_mcp.sandbox.clock import ManualClock, now_ms
-from cutout_mcp.sandbox.envelope import EDIT_FAILED, EDIT_FAILED_MSG, EDIT_SUCCEEDED
+from cutout_mcp.clock import ManualClock
+from cutout_mcp.sandbox.envelope import EDIT_FAILED, EDIT_FAILED_MSG, EDIT_SUCCEEDED, now_ms
 
 if TYPE_CHECKING:
     from cutout_mcp.sandbox.state import EditRecord, Progress, SandboxState, VideoJob

@@ -22,13 +22,14 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from cutout_mcp import __version__, catalog
+from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.downloads import Downloads
-from cutout_mcp.core.ledger import BudgetExceededError, JobList, Ledger, open_ledger
+from cutout_mcp.core.ledger import BudgetExceededError, Ledger, open_ledger
 from cutout_mcp.core.locks import KeyedLocks
 from cutout_mcp.core.paid import Dedupe, LedgerUnavailableError, Paid, PaidCalls
-from cutout_mcp.core.polling import Clock, MonotonicClock, PollPolicy
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.results import EditResult, JobList, JobStatus, VideoJob, iso_from_millis
 from cutout_mcp.core.validation import (
     InvalidArgumentError,
     check_edit_images,
@@ -37,14 +38,14 @@ from cutout_mcp.core.validation import (
     parse_job_id,
     url_pattern,
 )
-from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.core.watch import JobWatcher, PollPolicy
 from cutout_mcp.server.arguments import describe_invalid_arguments
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.principal import current_principal
 from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, TasksExtension, in_task, set_status
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 from cutout_mcp.upstream.errors import CutoutError
-from cutout_mcp.upstream.models import EditResult, JobStatus, UpstreamEditResult, VideoJob, iso_from_millis
+from cutout_mcp.upstream.models import UpstreamEditResult
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +185,8 @@ def build_server(
     inspector: ImageInspector | None = None,
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
-    the_clock = clock or MonotonicClock()
-    tasks = TasksExtension(task_tools=frozenset({"generate_video"}))
+    the_clock = clock or SystemClock()
+    tasks = TasksExtension(task_tools=frozenset({"generate_video"}), clock=the_clock)
     live = _Live()
 
     @asynccontextmanager
@@ -195,7 +196,7 @@ def build_server(
         # tasks end before the watcher's poll loops, and those before the ledger and the client close
         async with (
             client,
-            open_ledger(settings.state_dir) as ledger,
+            open_ledger(settings.state_dir, the_clock) as ledger,
             JobWatcher(client.get_video, the_clock, policy, on_update=ledger.update_job).running() as watcher,
             tasks.running(),
         ):

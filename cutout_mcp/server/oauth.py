@@ -36,9 +36,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -46,6 +45,7 @@ import httpx
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
+from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
@@ -143,13 +143,13 @@ class IntrospectionTokenVerifier:
         config: OAuthConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         cache_seconds: float = CACHE_SECONDS,
         cache_entries: int = CACHE_ENTRIES,
     ) -> None:
         self._config = config
         self._transport = transport
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._cache_seconds = cache_seconds
         self._cache_entries = cache_entries
         self._cache: OrderedDict[str, tuple[AccessToken, float]] = OrderedDict()
@@ -179,7 +179,7 @@ class IntrospectionTokenVerifier:
         if not token:
             return None
         key = _token_key(token)
-        now = self._clock()
+        now = self._clock.now()
         cached = self._cache.get(key)
         if cached is not None:
             access, until = cached

@@ -34,7 +34,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import anyio
@@ -47,6 +47,7 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, EmptyResult, ErrorD
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
+from cutout_mcp.clock import Clock, SystemClock, utc
 from cutout_mcp.server.principal import current_principal
 
 logger = logging.getLogger(__name__)
@@ -130,10 +131,6 @@ class CancelTaskRequest(Request[TaskIdParams, Literal["tasks/cancel"]]):
 # --- what a tool running inside a task sees --------------------------------------------
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -153,10 +150,10 @@ class TaskRecord:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    clock: Clock = field(default_factory=SystemClock, repr=False)
 
 
 _CURRENT: contextvars.ContextVar[TaskRecord | None] = contextvars.ContextVar("cutout_task", default=None)
-_NOW: contextvars.ContextVar[Callable[[], datetime]] = contextvars.ContextVar("cutout_task_now", default=_utcnow)
 
 
 def in_task() -> bool:
@@ -172,7 +169,7 @@ def set_status(message: str, *, resume_hint: str | None = None) -> None:
     record.status_message = message
     if resume_hint is not None:
         record.resume_hint = resume_hint
-    record.updated_at = _NOW.get()()
+    record.updated_at = utc(record.clock)
 
 
 # --- the extension ---------------------------------------------------------------------
@@ -190,13 +187,13 @@ class TasksExtension(Extension):
         ttl_ms: int = TASK_TTL_MS,
         poll_interval_ms: int = TASK_POLL_INTERVAL_MS,
         principal: Callable[[], str] = current_principal,
-        now: Callable[[], datetime] = _utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self._task_tools = task_tools
         self._ttl_ms = ttl_ms
         self._poll_interval_ms = poll_interval_ms
         self._principal = principal
-        self._now = now
+        self._clock = clock or SystemClock()
         self._tasks: dict[str, TaskRecord] = {}
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -225,7 +222,7 @@ class TasksExtension(Extension):
         if params.name not in self._task_tools or not _declared(ctx) or self._group is None:
             return await call_next(ctx)
         self._sweep()
-        now = self._now()
+        now = utc(self._clock)
         record = TaskRecord(
             task_id=f"task_{secrets.token_urlsafe(24)}",
             owner=self._principal(),
@@ -234,6 +231,7 @@ class TasksExtension(Extension):
             updated_at=now,
             expires_at=now + timedelta(milliseconds=self._ttl_ms),
             status_message=f"{params.name} is starting.",
+            clock=self._clock,
         )
         self._tasks[record.task_id] = record  # resolvable before the handle is returned (SEP-2663)
         self._group.start_soon(self._run, record, ctx, call_next)
@@ -242,7 +240,6 @@ class TasksExtension(Extension):
 
     async def _run(self, record: TaskRecord, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> None:
         _CURRENT.set(record)  # this background task runs in its own copy of the context
-        _NOW.set(self._now)
         with record.scope:
             try:
                 out = await call_next(ctx)
@@ -281,11 +278,11 @@ class TasksExtension(Extension):
             record.status_message = message
         elif status == "completed":
             record.status_message = f"{record.tool} finished; the result is in this task."
-        record.updated_at = self._now()
+        record.updated_at = utc(self._clock)
 
     def _sweep(self) -> None:
         """Forget expired tasks (cancelling any still running), so memory stays bounded."""
-        now = self._now()
+        now = utc(self._clock)
         for task_id, record in list(self._tasks.items()):
             if now >= record.expires_at:
                 record.scope.cancel()

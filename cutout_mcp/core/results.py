@@ -1,0 +1,155 @@
+"""What the tools return: strict, snake_case, each carrying what the call cost.
+
+Upstream payloads (`upstream.models`) are mapped onto these here, so a raw
+upstream status or camelCase field never reaches a client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from cutout_mcp.upstream.models import UpstreamVideoJob
+
+JobStatus = Literal["queued", "processing", "succeeded", "failed"]
+ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "processing")
+
+
+def job_status(upstream_status: int | None, wait_number: int | None) -> JobStatus:
+    """Map cutout.pro's numeric status onto the four states a client sees.
+
+    0 means "generating": queued while others are ahead of it, processing
+    once none are. 1 is success and 2 failure. Any other value (sibling
+    cutout.pro APIs use 3 for "waiting") is treated as still queued, so the
+    job keeps being polled rather than reported as finished.
+    """
+    if upstream_status == 1:
+        return "succeeded"
+    if upstream_status == 2:
+        return "failed"
+    if upstream_status == 0:
+        return "queued" if (wait_number or 0) > 0 else "processing"
+    return "queued"
+
+
+def iso_from_millis(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+class VideoJob(BaseModel):
+    """A video job as the tools report it."""
+
+    id: int = Field(description="The job id; pass it to get_video_result to check on the job.")
+    status: JobStatus
+    percentage: float = Field(description="Upstream progress, 0 to 100.")
+    wait_number: int = Field(description="How many jobs are ahead of this one in cutout.pro's queue.")
+    result_url: str | None = Field(default=None, description="The video, once succeeded. The link expires.")
+    cover_url: str | None = Field(default=None, description="A still cover image of the video.")
+    width: int | None = None
+    height: int | None = None
+    image_url: str | None = Field(default=None, description="The source image.")
+    prompt: str | None = None
+    created_at: str | None = Field(default=None, description="When the job was submitted (ISO 8601, UTC).")
+    credits_charged: int = Field(description="Credits this tool call cost (5 for a submit, 0 for a read).")
+    message: str = Field(description="What happened, in a sentence.")
+    next_step: str | None = Field(default=None, description="What to do next, when the job is not finished.")
+    local_path: str | None = Field(
+        default=None, description="The video saved in the server's output folder (CUTOUT_OUTPUT_DIR), when set."
+    )
+    cover_local_path: str | None = Field(default=None, description="The cover saved beside the video.")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+    @classmethod
+    def from_upstream(cls, job: UpstreamVideoJob, *, credits_charged: int = 0) -> VideoJob:
+        status = job_status(job.status, job.wait_number)
+        percentage = 100.0 if status == "succeeded" else max(0.0, min(100.0, job.percentage or 0.0))
+        return cls(
+            id=job.id,
+            status=status,
+            percentage=percentage,
+            wait_number=max(0, job.wait_number or 0),
+            result_url=job.result_url,
+            cover_url=job.cover,
+            width=job.width,
+            height=job.height,
+            image_url=job.image_url,
+            prompt=job.original_prompt,
+            created_at=iso_from_millis(job.created_at),
+            credits_charged=credits_charged,
+            message=describe_job(job.id, status, percentage, max(0, job.wait_number or 0)),
+        )
+
+
+def describe_job(job_id: int, status: JobStatus, percentage: float, wait_number: int) -> str:
+    """One sentence about a job, used both as progress message and result message."""
+    if status == "queued":
+        ahead = f"{wait_number} job{'s' if wait_number != 1 else ''} ahead" if wait_number else "waiting"
+        return f"Video job {job_id} is queued at cutout.pro ({ahead})."
+    if status == "processing":
+        return f"Video job {job_id} is rendering ({percentage:.0f}%)."
+    if status == "succeeded":
+        return f"Video job {job_id} is done."
+    return f"Video job {job_id} failed at cutout.pro."
+
+
+class EditResult(BaseModel):
+    """A finished image edit."""
+
+    id: int = Field(description="cutout.pro's id for this edit.")
+    status: Literal["succeeded"]
+    image_url: str = Field(description="The edited image. The link expires.")
+    model: str
+    aspect_ratio: str
+    prompt: str
+    reference_image_urls: list[str]
+    duration_seconds: float | None = Field(default=None, description="Time cutout.pro spent on the edit.")
+    created_at: str | None = Field(default=None, description="When the edit was made (ISO 8601, UTC).")
+    credits_charged: int = Field(description="Credits this call cost.")
+    local_path: str | None = Field(
+        default=None, description="The image saved in the server's output folder (CUTOUT_OUTPUT_DIR), when set."
+    )
+    message: str
+
+
+class LedgerJob(BaseModel):
+    """A video job as the ledger remembers it (as of its last poll)."""
+
+    id: int = Field(description="The job id; pass it to get_video_result.")
+    status: JobStatus
+    percentage: float
+    wait_number: int
+    image_url: str
+    prompt: str | None = None
+    result_url: str | None = Field(default=None, description="The video, once succeeded. The link expires.")
+    cover_url: str | None = None
+    credits: int = Field(description="Credits the submit cost.")
+    created_at: str = Field(description="When it was submitted (ISO 8601, UTC).")
+    updated_at: str = Field(description="When its state was last read (ISO 8601, UTC).")
+
+
+class CreditSummary(BaseModel):
+    """Credits recorded as spent, and what the optional budget leaves."""
+
+    spent: int = Field(description="Credits spent by you (this caller), as recorded in the ledger.")
+    spent_total: int = Field(description="Credits spent by every caller of this server's ledger.")
+    budget: int | None = Field(default=None, description="CUTOUT_CREDIT_BUDGET, if set.")
+    remaining: int | None = Field(default=None, description="Credits left in the budget, if one is set.")
+
+
+class JobList(BaseModel):
+    """The caller's video jobs from the ledger, and the credits spent."""
+
+    jobs: list[LedgerJob] = Field(description="Newest first. Status is as of the last check of each job.")
+    credits: CreditSummary
+    credits_charged: int = Field(default=0, description="Credits this call cost (listing is free).")
+    message: str
