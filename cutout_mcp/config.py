@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from cutout_mcp.catalog import MAX_WAIT_SECONDS
+from cutout_mcp.errors import CutoutMcpError
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -64,7 +65,7 @@ ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for
 """Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
 
 
-class ConfigError(ValueError):
+class ConfigError(CutoutMcpError, ValueError):
     """A setting has a value the server cannot run with; the message says which and why."""
 
 

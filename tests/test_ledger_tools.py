@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.ledger import FILE_NAME, Ledger
+from cutout_mcp.core.ledger import FILE_NAME
 from cutout_mcp.server import app as server_module
 
 from .conftest import FakeClock, connect, envelope, video_job
@@ -20,6 +20,17 @@ from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text
 from .test_watch import GateClock
 
 pytestmark = pytest.mark.anyio
+
+
+def fail_writes(settings: Settings, when: str) -> None:
+    """Make the real ledger file refuse one kind of write from now on, as a full or broken disk would."""
+    with sqlite3.connect(settings.state_dir / FILE_NAME) as db:
+        db.execute(f"CREATE TRIGGER fail_writes {when} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+
+
+def heal_writes(settings: Settings) -> None:
+    with sqlite3.connect(settings.state_dir / FILE_NAME) as db:
+        db.execute("DROP TRIGGER fail_writes")
 
 
 def resource_json(result: Any) -> Any:
@@ -235,14 +246,11 @@ async def test_callers_see_only_their_own_jobs(
 async def test_an_edit_paid_for_reaches_the_user_when_the_ledger_cannot_record_it(
     settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken_record(*_: Any) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
     edits = upstream.post(EDIT).respond(json=edit_answer())
     async with connect(settings, mode, clock) as client:
-        monkeypatch.setattr(Ledger, "record_edit", broken_record)
+        fail_writes(settings, "BEFORE UPDATE ON charges")  # reserving inserts; recording the edit updates
         result = await client.call_tool("edit_image", {"prompt": "x", "image_urls": [IMAGE]})
-        monkeypatch.undo()
+        heal_writes(settings)
         listed = (await client.call_tool("list_video_jobs", {})).structured_content
     assert edits.call_count == 1
     assert result.is_error is False, text_of(result)
@@ -258,13 +266,10 @@ async def test_an_edit_paid_for_reaches_the_user_when_the_ledger_cannot_record_i
 async def test_a_video_paid_for_keeps_its_id_when_the_ledger_cannot_record_it(
     settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken_record(*_: Any) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
     upstream.post(GENERATE).respond(json=envelope(JOB_ID))
     upstream.get(RESULT).respond(json=envelope(video_job(percentage=30)))
     async with connect(settings, mode, clock) as client:
-        monkeypatch.setattr(Ledger, "record_video_job", broken_record)
+        fail_writes(settings, "BEFORE INSERT ON video_jobs")
         result = await client.call_tool("generate_video", {"image_url": IMAGE, "wait_seconds": 0})
     assert result.is_error is False, text_of(result)
     assert result.structured_content["id"] == JOB_ID

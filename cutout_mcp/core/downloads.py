@@ -39,6 +39,7 @@ from mcp_types import ContentBlock, ImageContent, ResourceLink
 
 from cutout_mcp import __version__
 from cutout_mcp.core.results import EditResult, VideoJob
+from cutout_mcp.errors import CutoutMcpError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ _DEFAULT_EXT: dict[Kind, str] = {"video": ".mp4", "image": ".jpg"}
 _PART_PREFIX = ".part-"
 
 
-class DownloadError(Exception):
+class DownloadError(CutoutMcpError):
     """A copy could not be made; the message says why in a few words (never a URL's secrets)."""
 
 

@@ -49,6 +49,7 @@ import anyio
 
 from cutout_mcp.clock import Clock, SystemClock, iso_utc
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
+from cutout_mcp.errors import CutoutMcpError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,11 @@ CREATE INDEX IF NOT EXISTS charges_by_principal ON charges (principal);
 """
 
 
-class BudgetExceededError(Exception):
+class StorageError(CutoutMcpError):
+    """The ledger cannot be read or written (the message names the cause and the setting to check)."""
+
+
+class BudgetExceededError(CutoutMcpError):
     """A paid call would take the recorded spend past CUTOUT_CREDIT_BUDGET."""
 
     def __init__(self, price: int, spent: int, budget: int) -> None:
@@ -139,7 +144,12 @@ class Ledger:
 
         if self._limiter is None:  # made on the event loop, at first use
             self._limiter = anyio.CapacityLimiter(1)
-        return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+        except sqlite3.Error as exc:  # the one place a database failure is translated
+            raise StorageError(
+                f"The job ledger cannot be used ({exc}). Check that CUTOUT_STATE_DIR is writable and has free space."
+            ) from exc
 
     # --- credits -----------------------------------------------------------------
 

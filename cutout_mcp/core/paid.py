@@ -17,14 +17,13 @@ settled whatever the caller does.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
 
-from cutout_mcp.core.ledger import ChargeKind, Ledger
+from cutout_mcp.core.ledger import ChargeKind, Ledger, StorageError
 from cutout_mcp.core.locks import KeyedLocks
 from cutout_mcp.upstream.errors import CutoutError
 
@@ -33,14 +32,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class LedgerUnavailableError(Exception):
+class LedgerUnavailableError(StorageError):
     """The ledger could not reserve the charge, so nothing was sent to cutout.pro."""
 
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(
-            f"The job ledger cannot be written ({cause}), so nothing was sent to cutout.pro or charged. "
-            "Check that CUTOUT_STATE_DIR is writable and has free space."
-        )
+    def __init__(self, cause: StorageError) -> None:
+        super().__init__(f"{cause} Nothing was sent to cutout.pro or charged.")
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ class PaidCalls:
         with anyio.CancelScope(shield=True):
             try:
                 charge = await self.ledger.reserve(principal, kind, credits, self.budget)
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 raise LedgerUnavailableError(exc) from exc
             try:
                 value = await send()
@@ -112,11 +108,8 @@ class PaidCalls:
                 raise
             try:
                 await record(charge, value)
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 logger.exception("A paid %s call succeeded but could not be written to the ledger", kind)
-                problem = (
-                    f"The job ledger could not record this paid call ({exc}); the charge stays counted, "
-                    "but check that CUTOUT_STATE_DIR is writable and has free space."
-                )
+                problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
                 return Paid(value, credits, problem)
         return Paid(value, credits)

@@ -12,9 +12,10 @@ import re
 from urllib.parse import urlsplit
 
 from cutout_mcp import catalog
+from cutout_mcp.errors import CutoutMcpError
 
 
-class InvalidArgumentError(ValueError):
+class InvalidArgumentError(CutoutMcpError, ValueError):
     """A tool argument breaks a documented rule; nothing was sent or charged."""
 
 

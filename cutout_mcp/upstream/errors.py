@@ -22,8 +22,9 @@ upstream `requestId` for support. Errors never hold the API key: it travels
 only in a request header, and this module builds messages from status codes,
 upstream messages and URLs without query strings.
 
-`from_httpx_error` and `from_response` are the only places lower-level
-failures are translated.
+`from_httpx_error`, `from_http_status` and `from_envelope` are the only
+places lower-level failures are translated, and `CutoutClient._send` the only
+caller of each.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from typing import TypedDict
 
 import httpx
 
+from cutout_mcp.errors import CutoutMcpError
 
-class CutoutError(Exception):
+
+class CutoutError(CutoutMcpError):
     """Base of every failure this package reports about cutout.pro."""
 
     retryable_read: bool = False

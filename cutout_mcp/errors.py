@@ -1,0 +1,24 @@
+"""The one base of every failure this server expects, and the map of where each kind is raised.
+
+```
+CutoutMcpError                    a message a person can act on; becomes a tool error in one place
+├── ConfigError                   config: a setting the server cannot run with
+├── InvalidArgumentError          core.validation: an argument breaks a rule; nothing sent or charged
+│   └── ImageRefusedError         core.preflight: the image itself breaks a rule, or cannot be fetched
+├── BudgetExceededError           core.ledger: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
+├── StorageError                  core.ledger: the ledger cannot be read or written
+│   └── LedgerUnavailableError    core.paid: so a paid call was stopped before it was sent
+├── DownloadError                 core.downloads: a local copy could not be made (the result stays)
+├── JobError                      core.videos, core.edits: a job or edit failed, or is not yours
+└── CutoutError                   upstream.errors: cutout.pro failed; that tree is drawn there
+```
+
+The MCP layer turns any `CutoutMcpError` into a tool error (`server.boundary`), keeping the exception
+as the cause; anything else is a bug, logged with its traceback, and the caller sees a generic error.
+"""
+
+from __future__ import annotations
+
+
+class CutoutMcpError(Exception):
+    """Base of every failure reported to the caller as an ordinary tool error."""
