@@ -13,7 +13,6 @@ import respx
 
 from cutout_mcp.config import Settings
 from cutout_mcp.core.ledger import FILE_NAME
-from cutout_mcp.server import app as server_module
 
 from .conftest import FakeClock, connect, envelope, video_job
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text_of
@@ -225,15 +224,13 @@ async def test_edits_are_counted_and_a_refused_call_costs_nothing(
 
 
 async def test_callers_see_only_their_own_jobs(
-    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter
 ) -> None:
     upstream.post(GENERATE).respond(json=envelope(JOB_ID))
     upstream.get(RESULT).respond(json=envelope(video_job(percentage=30)))
-    monkeypatch.setattr(server_module, "current_principal", lambda: "alice")
-    async with connect(settings, mode, clock) as client:
+    async with connect(settings, mode, clock, principal=lambda: "alice") as client:
         await client.call_tool("generate_video", {"image_url": IMAGE, "wait_seconds": 0})
-    monkeypatch.setattr(server_module, "current_principal", lambda: "bob")
-    async with connect(settings, mode, clock) as client:
+    async with connect(settings, mode, clock, principal=lambda: "bob") as client:
         assert (await client.call_tool("list_video_jobs", {})).structured_content["jobs"] == []
         read = await client.call_tool("get_video_result", {"id": JOB_ID})
         assert read.is_error is True

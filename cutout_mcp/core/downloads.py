@@ -21,7 +21,6 @@ Decisions:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import logging
@@ -35,10 +34,9 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from mcp_types import ContentBlock, ImageContent, ResourceLink
 
 from cutout_mcp import __version__
-from cutout_mcp.core.results import EditResult, VideoJob
+from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
 logger = logging.getLogger(__name__)
@@ -80,10 +78,8 @@ class Saved:
     mime_type: str
     size: int
 
-    def link(self, name: str, description: str) -> ResourceLink:
-        return ResourceLink(
-            uri=self.path.as_uri(), name=name, description=description, mime_type=self.mime_type, size=self.size
-        )
+    def link(self, name: str, description: str) -> FileLink:
+        return FileLink(self.path.as_uri(), name, description, self.mime_type, self.size)
 
 
 class Downloads:
@@ -169,7 +165,7 @@ class Downloads:
 
     # --- previews -------------------------------------------------------------------
 
-    async def preview(self, url: str, saved: Saved | None = None) -> ImageContent | None:
+    async def preview(self, url: str, saved: Saved | None = None) -> Picture | None:
         """A small JPEG of the image, or None when it cannot be fetched or read."""
         if not self.preview_enabled:
             return None
@@ -184,18 +180,36 @@ class Downloads:
         except (DownloadError, TimeoutError, OSError, ValueError) as exc:
             logger.info("No preview for the edited image: %s", exc)
             return None
-        return ImageContent(data=base64.b64encode(jpeg).decode("ascii"), mime_type="image/jpeg")
+        return Picture(jpeg)
 
     # --- what the tools return ----------------------------------------------------------
 
-    async def keep_video(self, job: VideoJob) -> tuple[VideoJob, list[ContentBlock]]:
+    async def deliver_video(self, job: VideoJob) -> Delivered[VideoJob]:
+        """`keep_video`, except that nothing going wrong there can cost the caller the result itself."""
+        try:
+            kept, attachments = await self.keep_video(job)
+        except Exception:
+            logger.exception("Making video job %s openable failed; returning it as it was", job.id)
+            return Delivered(job)
+        return Delivered(kept, tuple(attachments))
+
+    async def deliver_edit(self, result: EditResult) -> Delivered[EditResult]:
+        """`keep_edit`, except that nothing going wrong there can cost the caller the paid edit."""
+        try:
+            kept, attachments = await self.keep_edit(result)
+        except Exception:
+            logger.exception("Making edit %s openable failed; returning it as it was", result.id)
+            return Delivered(result)
+        return Delivered(kept, tuple(attachments))
+
+    async def keep_video(self, job: VideoJob) -> tuple[VideoJob, list[Attachment]]:
         """A finished job with local copies (when an output folder is set) and links to them."""
         if job.status != "succeeded" or not job.result_url:
             return job, []
         if self.output_dir is None:
             return job, [_remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")]
         update: dict[str, object] = {}
-        blocks: list[ContentBlock] = []
+        blocks: list[Attachment] = []
         notes: list[str] = []
         try:
             video = await self.save(job.result_url, f"video-{job.id}", "video")
@@ -219,9 +233,9 @@ class Downloads:
         update["message"] = " ".join([job.message, *notes])
         return job.model_copy(update=update), blocks
 
-    async def keep_edit(self, result: EditResult) -> tuple[EditResult, list[ContentBlock]]:
+    async def keep_edit(self, result: EditResult) -> tuple[EditResult, list[Attachment]]:
         """An edit with its local copy (when an output folder is set), a link, and a preview."""
-        blocks: list[ContentBlock] = []
+        blocks: list[Attachment] = []
         saved: Saved | None = None
         update: dict[str, object] = {}
         if self.output_dir is None:
@@ -272,9 +286,9 @@ def make_preview(data: bytes) -> bytes:
         side //= 2
 
 
-def _remote_link(url: str, name: str, description: str) -> ResourceLink:
+def _remote_link(url: str, name: str, description: str) -> FileLink:
     ext = Path(urlsplit(url).path).suffix.lower()
-    return ResourceLink(uri=url, name=name, description=description, mime_type=_TYPE_BY_EXT.get(ext))
+    return FileLink(url, name, description, _TYPE_BY_EXT.get(ext))
 
 
 def _extension(mime: str, url: str, kind: Kind) -> str:

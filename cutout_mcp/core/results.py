@@ -6,11 +6,13 @@ upstream status or camelCase field never reaches a client.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 JobStatus = Literal["queued", "processing", "succeeded", "failed"]
@@ -153,3 +155,37 @@ class JobList(BaseModel):
     credits: CreditSummary
     credits_charged: int = Field(default=0, description="Credits this call cost (listing is free).")
     message: str
+
+
+class JobError(CutoutMcpError):
+    """A video job or an edit failed at cutout.pro, could not be read, or is not the caller's."""
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """A file the caller can open: a local copy (a file:// URI) or cutout.pro's expiring URL."""
+
+    uri: str
+    name: str
+    description: str
+    mime_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A small JPEG the assistant can look at."""
+
+    jpeg: bytes
+
+
+Attachment = FileLink | Picture
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Delivered(Generic[ResultT]):
+    """A tool's result and what comes with it (links to copies, a preview)."""
+
+    result: ResultT
+    attachments: tuple[Attachment, ...] = ()

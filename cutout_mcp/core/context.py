@@ -1,0 +1,78 @@
+"""AppContext: the handles every tool body shares, opened and closed together.
+
+`open_context` is the server's lifespan minus MCP: the upstream client, the ledger, the watcher's poll
+loops, the pre-flight inspector and the downloader, closed in the reverse order (poll loops end before
+the ledger and the client close). The tool bodies in `core.videos` and `core.edits` take this object,
+so they run and are tested without an MCP client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from cutout_mcp.clock import Clock, SystemClock
+from cutout_mcp.config import Settings
+from cutout_mcp.core.downloads import Downloads
+from cutout_mcp.core.ledger import Ledger, open_ledger
+from cutout_mcp.core.locks import KeyedLocks
+from cutout_mcp.core.paid import PaidCalls
+from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.watch import JobWatcher, PollPolicy
+from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """What every tool call shares, for the lifetime of the server."""
+
+    settings: Settings
+    client: CutoutClient
+    clock: Clock
+    ledger: Ledger
+    watcher: JobWatcher
+    paid: PaidCalls
+    downloads: Downloads
+    inspector: ImageInspector | None = None
+    """Pre-flight image checks; None when CUTOUT_PREFLIGHT=off."""
+
+
+@asynccontextmanager
+async def open_context(
+    settings: Settings,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    retry: RetryPolicy | None = None,
+    poll_policy: PollPolicy | None = None,
+    inspector: ImageInspector | None = None,
+) -> AsyncIterator[AppContext]:
+    """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox."""
+    the_clock = clock or SystemClock()
+    client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
+    async with (
+        client,
+        open_ledger(settings.state_dir, the_clock) as ledger,
+        JobWatcher(
+            client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
+        ).running() as watcher,
+        open_inspector(settings, inspector) as checker,
+    ):
+        if not client.has_key:
+            logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
+        yield AppContext(
+            settings=settings,
+            client=client,
+            clock=the_clock,
+            ledger=ledger,
+            watcher=watcher,
+            paid=PaidCalls(ledger, settings.credit_budget, KeyedLocks()),
+            downloads=Downloads(settings.output_dir, preview=settings.edit_preview),
+            inspector=checker,
+        )

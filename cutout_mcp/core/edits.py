@@ -1,0 +1,61 @@
+"""The edit tool's body: check everything that can be checked for free, pay once, return the edit.
+
+No MCP here. An edit cutout.pro reports as failed is an error naming the edit id; its credits were
+spent, and the message says so by pointing at another prompt or model rather than a retry.
+"""
+
+from __future__ import annotations
+
+from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_millis
+from cutout_mcp.core.validation import check_edit_images, check_image_url, check_prompt
+from cutout_mcp.upstream.models import UpstreamEditResult
+
+
+async def edit_image(
+    app: AppContext,
+    principal: str,
+    prompt: str,
+    image_urls: list[str],
+    model: str,
+    aspect_ratio: str = "original",
+) -> Delivered[EditResult]:
+    text = check_prompt(prompt, required=True)
+    assert text is not None
+    trusted = app.settings.trusted_image_origins
+    urls = [
+        check_image_url(url, f"image_urls[{i}]", https_only=True, trusted_origins=trusted)
+        for i, url in enumerate(image_urls)
+    ]
+    entry = check_edit_images(model, urls)
+    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+        await app.inspector.check_edit_images(urls, entry)
+
+    async def record(charge: int, edited: UpstreamEditResult) -> None:
+        await app.ledger.record_edit(charge, edited.id, entry.name)
+
+    paid = await app.paid.call(
+        principal, "edit", entry.credits, lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls), record
+    )
+    result = paid.value
+    if result.status != 1 or not result.image_url:
+        reason = result.fail_reason or "no reason given"
+        raise JobError(
+            f"cutout.pro could not edit the image (edit {result.id}, status failed: {reason}). "
+            "Try another prompt or model."
+        )
+    note = f" {paid.ledger_problem}" if paid.ledger_problem else ""
+    edit = EditResult(
+        id=result.id,
+        status="succeeded",
+        image_url=result.image_url,
+        model=result.model or entry.name,
+        aspect_ratio=result.aspect_ratios or aspect_ratio,
+        prompt=text,
+        reference_image_urls=result.reference_image_url or urls,
+        duration_seconds=result.duration,
+        created_at=iso_from_millis(result.created_at),
+        credits_charged=entry.credits,
+        message=f"Edited with {entry.name} for {entry.credits} credits.{note}",
+    )
+    return await app.downloads.deliver_edit(edit)

@@ -1,0 +1,132 @@
+"""The video tools' bodies: submit once, wait within a bound, report what happened. No MCP here.
+
+Every message after a successful submit names the job id, so a paid job is never lost: an unfinished
+job comes back with the next step, a failed read names the id to resume with, and a job that failed at
+cutout.pro is an error naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from cutout_mcp import catalog
+from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.paid import Dedupe, Paid
+from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, VideoJob
+from cutout_mcp.core.validation import check_image_url, check_prompt, parse_job_id
+from cutout_mcp.core.watch import ProgressCallback
+from cutout_mcp.errors import CutoutMcpError
+
+logger = logging.getLogger(__name__)
+
+OnSubmitted = Callable[[int, int], None]
+"""`(job_id, credits_charged)`, called once the job id is known and before any waiting."""
+
+REUSED = (
+    "This is the existing video job {id} for the same image and prompt, still unfinished, so nothing was "
+    "charged; call generate_video with force_new=true only if a second video is really wanted."
+)
+
+
+def next_step(job_id: int) -> str:
+    return f"Call get_video_result with id={job_id} (optionally wait_seconds) to check on it again."
+
+
+async def submit_video(
+    app: AppContext, principal: str, image_url: str, prompt: str | None, *, force_new: bool = False
+) -> Paid[int]:
+    """Check the arguments and the image, then pay for the job once per identical unfinished request."""
+    trusted = app.settings.trusted_image_origins
+    url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
+    text = check_prompt(prompt, required=False)
+    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+        await app.inspector.check_video_image(url)
+
+    async def find() -> int | None:
+        existing = await app.ledger.find_active(principal, url, text)
+        if existing is not None:
+            logger.info("Reusing unfinished video job %s instead of paying again", existing.id)
+        return None if existing is None else existing.id
+
+    async def record(charge: int, job_id: int) -> None:
+        await app.ledger.record_video_job(charge, job_id, principal, url, text, catalog.VIDEO_CREDITS)
+
+    return await app.paid.call(
+        principal,
+        "video",
+        catalog.VIDEO_CREDITS,
+        lambda: app.client.submit_video(url, text),
+        record,
+        dedupe=None if force_new else Dedupe((url, text), find),
+    )
+
+
+async def generate_video(
+    app: AppContext,
+    principal: str,
+    image_url: str,
+    prompt: str | None = None,
+    *,
+    wait_seconds: float,
+    force_new: bool = False,
+    on_progress: ProgressCallback | None = None,
+    on_submitted: OnSubmitted | None = None,
+) -> Delivered[VideoJob]:
+    """Submit (or reuse) a job, then wait up to `wait_seconds` for it."""
+    submitted = await submit_video(app, principal, image_url, prompt, force_new=force_new)
+    job_id, charged = submitted.value, submitted.credits
+    logger.info("Submitted video job %s" if charged else "Returning unfinished video job %s", job_id)
+    if on_submitted is not None:
+        on_submitted(job_id, charged)
+    try:
+        job = await app.watcher.wait(job_id, wait_seconds, credits_charged=charged, on_progress=on_progress)
+    except Exception as exc:
+        if not isinstance(exc, CutoutMcpError):  # a bug: keep its traceback, and still name the job
+            logger.exception("Reading video job %s failed unexpectedly", job_id)
+        cost = f"{charged} credits" if charged else "earlier; nothing charged now"
+        raise JobError(
+            f"Video job {job_id} was submitted ({cost}), but reading its state failed: {exc} {next_step(job_id)}"
+        ) from exc
+    if not charged:
+        job = job.model_copy(update={"message": f"{REUSED.format(id=job_id)} {job.message}"})
+    elif submitted.ledger_problem:
+        job = job.model_copy(update={"message": f"{job.message} {submitted.ledger_problem}"})
+    return await app.downloads.deliver_video(_finish(job))
+
+
+async def get_video_result(
+    app: AppContext,
+    principal: str,
+    job_id: int | str,
+    *,
+    wait_seconds: float = 0,
+    on_progress: ProgressCallback | None = None,
+) -> Delivered[VideoJob]:
+    """Read a job (free); with `wait_seconds` > 0, wait for it the same way as generate_video."""
+    number = parse_job_id(job_id)
+    owner = await app.ledger.owner(number)
+    if owner is not None and owner != principal:
+        raise JobError(f"No video job {number} is known for you. Check the id with list_video_jobs.")
+    job = await app.watcher.wait(number, wait_seconds, on_progress=on_progress)
+    return await app.downloads.deliver_video(_finish(job))
+
+
+async def list_video_jobs(app: AppContext, principal: str, status: JobStatus | None = None, limit: int = 20) -> JobList:
+    """The caller's jobs from the ledger, newest first, with the credits spent (free; nothing is sent)."""
+    jobs = await app.ledger.list_jobs(principal, status, limit)
+    credits = await app.ledger.credits(principal, app.settings.credit_budget)
+    which = f" {status}" if status else ""
+    return JobList(jobs=jobs, credits=credits, message=f"{len(jobs)}{which} video job(s), newest first.")
+
+
+def _finish(job: VideoJob) -> VideoJob:
+    """A failed job becomes an error naming it; an unfinished one gets its next step."""
+    if job.status == "failed":
+        raise JobError(
+            f"Video job {job.id} failed at cutout.pro (status: failed). Its credits are spent; "
+            "try another image or prompt with a new generate_video call."
+        )
+    if job.finished:
+        return job
+    return job.model_copy(update={"next_step": next_step(job.id)})

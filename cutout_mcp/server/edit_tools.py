@@ -1,0 +1,75 @@
+"""edit_image: its schema and annotations; the work is in `core.edits`.
+
+No `from __future__ import annotations`: the SDK reads the annotations at registration, and the URL
+pattern is built from settings inside `register`.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from cutout_mcp import catalog
+from cutout_mcp.config import Settings
+from cutout_mcp.core import edits
+from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.results import EditResult
+from cutout_mcp.core.validation import url_pattern
+from cutout_mcp.server import texts
+from cutout_mcp.server.calls import app_of, call_result
+
+if TYPE_CHECKING:
+    EditModelName = str
+    AspectRatio = str
+else:
+    EditModelName = Literal[catalog.EDIT_MODEL_NAMES]
+    AspectRatio = Literal[catalog.ASPECT_RATIOS]
+
+
+def register(server: MCPServer[AppContext], settings: Settings, principal: Callable[[], str]) -> None:
+    EditImageUrl = Annotated[
+        str,
+        Field(
+            pattern=url_pattern(https_only=True, trusted_origins=settings.trusted_image_origins),
+            max_length=catalog.MAX_URL_CHARS,
+        ),
+    ]
+
+    @server.tool(
+        title="Edit images with a prompt",
+        description=texts.EDIT_IMAGE,
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        ),
+    )
+    async def edit_image(
+        prompt: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=catalog.MAX_PROMPT_CHARS,
+                description="What to change, in plain language.",
+            ),
+        ],
+        image_urls: Annotated[
+            list[EditImageUrl],
+            Field(
+                min_length=catalog.MIN_EDIT_IMAGES,
+                max_length=catalog.MAX_EDIT_IMAGES,
+                description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
+            ),
+        ],
+        ctx: Context[AppContext, Any],
+        model: Annotated[
+            EditModelName,
+            Field(description="The editing model; see the tool description for prices and limits."),
+        ] = catalog.DEFAULT_EDIT_MODEL,
+        aspect_ratio: Annotated[
+            AspectRatio,
+            Field(description="Output aspect ratio; 'original' keeps the first image's."),
+        ] = "original",
+    ) -> Annotated[CallToolResult, EditResult]:
+        delivered = await edits.edit_image(app_of(ctx), principal(), prompt, image_urls, model, aspect_ratio)
+        return call_result(delivered)

@@ -1,0 +1,94 @@
+"""The words an assistant reads: the server's instructions and each tool's description.
+
+Prices and limits come from `catalog`, so what the assistant is told matches what is checked and
+charged.
+"""
+
+from __future__ import annotations
+
+from cutout_mcp import catalog
+
+
+def _edit_prices() -> str:
+    """'4 credits, 15 with gemini-3-pro-image-preview': the common price, then the exceptions."""
+    prices = [m.credits for m in catalog.EDIT_MODELS]
+    common = max(set(prices), key=prices.count)
+    others = [f"{m.credits} with {m.name}" for m in catalog.EDIT_MODELS if m.credits != common]
+    return ", ".join([f"{common} credits", *others])
+
+
+INSTRUCTIONS = f"""\
+cutout-mcp turns still images into short videos and edits images with cutout.pro. Every paid call \
+spends the user's cutout.pro credits, so call paid tools only when the user asked for the result.
+
+- edit_image: edit {catalog.MIN_EDIT_IMAGES}-{catalog.MAX_EDIT_IMAGES} reference images (public HTTPS \
+JPEG/PNG URLs) with a prompt; answers with the edited image's URL. Costs {_edit_prices()}.
+- generate_video: start an image-to-video job ({catalog.VIDEO_CREDITS} credits) and wait a bounded time \
+for it. Videos take minutes, so the result is often still 'queued' or 'processing'.
+- get_video_result: free. Check on a video job by its id; with wait_seconds > 0 it waits for it.
+- list_video_jobs: free. The user's video jobs, newest first, with credits spent: use it to find a job \
+started in an earlier conversation.
+
+Resuming: a job that is not finished when generate_video returns keeps running at cutout.pro. Keep its \
+id and call get_video_result(id=..., wait_seconds=...) until status is 'succeeded' (then give the user \
+result_url) or 'failed'. An identical generate_video call while the job runs returns the same job at no \
+cost; force_new=true pays for another one, so use it only when the user asks for a second video.
+"""
+
+GENERATE_VIDEO = (
+    f"Turn a still image into a short video with cutout.pro. COSTS {catalog.VIDEO_CREDITS} CREDITS "
+    "per call, whatever the outcome. Submits the job, then waits up to wait_seconds for it while "
+    "reporting progress; returns the job, finished or not. An unfinished job keeps running: "
+    "resume it with get_video_result(id). Do not call this again for the same request: while an "
+    "identical job (same image_url and prompt) is unfinished, that job is returned instead, free; "
+    "force_new=true pays for a new one anyway. A client "
+    "that supports MCP tasks gets a task instead, which waits for the finished video."
+)
+
+GET_VIDEO_RESULT = (
+    "Read a video job started by generate_video (free). With wait_seconds > 0, waits up to that "
+    "long for it to finish while reporting progress. Returns the job; when status is 'succeeded', "
+    "result_url is the video."
+)
+
+EDIT_IMAGE = (
+    f"Edit {catalog.MIN_EDIT_IMAGES} to {catalog.MAX_EDIT_IMAGES} reference images with a prompt using one of "
+    "cutout.pro's models, and return the edited image's URL. COSTS CREDITS per call: "
+    + "; ".join(f"{m.name} {m.credits}" for m in catalog.EDIT_MODELS)
+    + ". Images must be public HTTPS URLs of "
+    + " or ".join(catalog.EDIT_IMAGE_FORMATS)
+    + " files, at most "
+    + "; ".join(f"{m.max_images} for {m.name}" for m in catalog.EDIT_MODELS if m.max_images < catalog.MAX_EDIT_IMAGES)
+    + "."
+    + "".join(f" {m.name} also needs {m.size_rules.describe()}." for m in catalog.EDIT_MODELS if m.size_rules)
+)
+
+LIST_VIDEO_JOBS = (
+    "List the video jobs you started on this server, newest first, from its job ledger (free; "
+    "nothing is sent to cutout.pro). Status is as of each job's last check: call get_video_result(id) "
+    "for the current state. Use it to find a job from an earlier conversation. Also reports the "
+    "credits spent and, if a budget is set, what remains."
+)
+
+WAIT_SECONDS = (
+    "How long to wait for the job before returning it as it stands. Many clients abandon a "
+    "call after about 60 s, so keep it below that."
+)
+
+VIDEO_IMAGE_URL = (
+    f"Public http(s) URL of the source image: JPEG or PNG, sides between "
+    f"{catalog.VIDEO_MIN_SIDE_PX} and {catalog.VIDEO_MAX_SIDE_PX} px, at most "
+    f"{catalog.MAX_IMAGE_BYTES // (1024 * 1024)} MB."
+)
+
+
+def task_submitted(job_id: int, credits: int) -> str:
+    cost = f"{credits} credits" if credits else "nothing charged: an identical job was already running"
+    return f"Video job {job_id} was submitted ({cost}); waiting for cutout.pro."
+
+
+def task_resume_hint(job_id: int, next_step: str) -> str:
+    return (
+        f"Video job {job_id} itself cannot be cancelled at cutout.pro: it keeps running and its "
+        f"credits are spent. {next_step}"
+    )

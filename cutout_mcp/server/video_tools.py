@@ -1,0 +1,108 @@
+"""generate_video and get_video_result: schemas, annotations and the task hand-off; the work is in
+`core.videos`.
+
+This module has no `from __future__ import annotations`: the SDK reads the tools' annotations at
+registration, and some are built from settings inside `register`.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from cutout_mcp import catalog
+from cutout_mcp.config import Settings
+from cutout_mcp.core import videos
+from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.results import VideoJob
+from cutout_mcp.core.validation import url_pattern
+from cutout_mcp.server import texts
+from cutout_mcp.server.calls import app_of, call_result, progress_sender
+from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, in_task, set_status
+
+JobId = Annotated[
+    Annotated[int, Field(ge=1, le=catalog.MAX_JOB_ID)] | Annotated[str, Field(pattern=r"^\s*[0-9]{1,19}\s*$")],
+    Field(description="The job id generate_video returned (an integer; a digit string is accepted too)."),
+]
+
+
+def _show_in_task(job_id: int, credits: int) -> None:
+    set_status(
+        texts.task_submitted(job_id, credits),
+        resume_hint=texts.task_resume_hint(job_id, videos.next_step(job_id)),
+    )
+
+
+def register(server: MCPServer[AppContext], settings: Settings, principal: Callable[[], str]) -> None:
+    VideoImageUrl = Annotated[
+        str,
+        Field(
+            description=texts.VIDEO_IMAGE_URL,
+            pattern=url_pattern(https_only=False, trusted_origins=settings.trusted_image_origins),
+            max_length=catalog.MAX_URL_CHARS,
+        ),
+    ]
+    WaitSeconds = Annotated[float, Field(ge=0, le=catalog.MAX_WAIT_SECONDS, description=texts.WAIT_SECONDS)]
+
+    @server.tool(
+        title="Generate a video from an image",
+        description=texts.GENERATE_VIDEO,
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        ),
+    )
+    async def generate_video(
+        image_url: VideoImageUrl,
+        ctx: Context[AppContext, Any],
+        prompt: Annotated[
+            str | None,
+            Field(
+                description="Optional keywords that steer the motion and look of the video.",
+                max_length=catalog.MAX_PROMPT_CHARS,
+            ),
+        ] = None,
+        wait_seconds: WaitSeconds = settings.wait_seconds,
+        force_new: Annotated[
+            bool,
+            Field(
+                description=(
+                    "Pay for a new job even while an identical one (same image_url and prompt) is still "
+                    "queued or processing. Without it, that unfinished job is returned instead, free."
+                )
+            ),
+        ] = False,
+    ) -> Annotated[CallToolResult, VideoJob]:
+        tasked = in_task()  # no client call limit applies: wait for the job itself, within a generous bound
+        delivered = await videos.generate_video(
+            app_of(ctx),
+            principal(),
+            image_url,
+            prompt,
+            wait_seconds=TASK_MAX_WAIT_SECONDS if tasked else wait_seconds,
+            force_new=force_new,
+            on_progress=progress_sender(ctx),
+            on_submitted=_show_in_task if tasked else None,
+        )
+        return call_result(delivered)
+
+    @server.tool(
+        title="Check on a video job",
+        description=texts.GET_VIDEO_RESULT,
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    async def get_video_result(
+        id: JobId,
+        ctx: Context[AppContext, Any],
+        wait_seconds: Annotated[
+            float,
+            Field(ge=0, le=catalog.MAX_WAIT_SECONDS, description="How long to wait for the job to finish."),
+        ] = 0,
+    ) -> Annotated[CallToolResult, VideoJob]:
+        delivered = await videos.get_video_result(
+            app_of(ctx), principal(), id, wait_seconds=wait_seconds, on_progress=progress_sender(ctx)
+        )
+        return call_result(delivered)
