@@ -20,6 +20,7 @@ VIDEO_MIN_SIDE_PX = 300
 VIDEO_MAX_SIDE_PX = 6000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 """Both APIs refuse source images over 10 MB."""
+MAX_IMAGE_MB = MAX_IMAGE_BYTES // (1024 * 1024)
 
 # --- Image Edit -----------------------------------------------------------
 
@@ -46,8 +47,11 @@ class SizeRules:
             f"size ≤ {self.max_bytes // (1024 * 1024)} MB; pixels ≥ {self.min_pixels:,}; "
             f"max {self.max_side_px}×{self.max_side_px} px; "
             f"width and height > {self.min_side_px_exclusive} px; "
-            f"aspect ratio between 1/{round(1 / self.min_ratio)} and {self.max_ratio:g}"
+            f"aspect ratio between {self.ratio_range()}"
         )
+
+    def ratio_range(self, between: str = " and ") -> str:
+        return f"1/{round(1 / self.min_ratio)}{between}{self.max_ratio:g}"
 
     def violations(self, width: int, height: int, size_bytes: int | None = None) -> list[str]:
         """Name every rule an image of this shape breaks (empty when it passes)."""
@@ -61,7 +65,7 @@ class SizeRules:
         if min(width, height) <= self.min_side_px_exclusive:
             found.append(f"{width}×{height} has a side of {self.min_side_px_exclusive} px or less")
         if height and not self.min_ratio <= width / height <= self.max_ratio:
-            found.append(f"{width}×{height} has an aspect ratio outside 1/3..3")
+            found.append(f"{width}×{height} has an aspect ratio outside {self.ratio_range('..')}")
         return found
 
 

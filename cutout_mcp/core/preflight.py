@@ -208,7 +208,7 @@ async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
     limit = catalog.MAX_IMAGE_BYTES
     total = _total_size(response)
     if total is not None and total > limit:
-        raise _refused(argument, f"the image is {total:,} bytes; the limit is {limit:,} (10 MB)")
+        raise _refused(argument, f"the image is {total:,} bytes; the limit is {limit:,} ({catalog.MAX_IMAGE_MB} MB)")
     from PIL import ImageFile
 
     parser = ImageFile.Parser()
@@ -226,7 +226,7 @@ async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
         async for chunk in chunks:
             counted += len(chunk)
             if counted > limit:
-                raise _refused(argument, f"the image is over {limit:,} bytes (10 MB)")
+                raise _refused(argument, f"the image is over {limit:,} bytes ({catalog.MAX_IMAGE_MB} MB)")
         total = counted
     if image is not None:
         fmt = "JPEG" if image.format == "MPO" else (image.format or "unknown")

@@ -12,6 +12,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from cutout_mcp import catalog
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -59,7 +60,9 @@ class VideoJob(BaseModel):
     image_url: str | None = Field(default=None, description="The source image.")
     prompt: str | None = None
     created_at: str | None = Field(default=None, description="When the job was submitted (ISO 8601, UTC).")
-    credits_charged: int = Field(description="Credits this tool call cost (5 for a submit, 0 for a read).")
+    credits_charged: int = Field(
+        description=f"Credits this tool call cost ({catalog.VIDEO_CREDITS} for a submit, 0 for a read or a reused job)."
+    )
     message: str = Field(description="What happened, in a sentence.")
     next_step: str | None = Field(default=None, description="What to do next, when the job is not finished.")
     local_path: str | None = Field(

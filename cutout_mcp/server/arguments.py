@@ -11,10 +11,12 @@ from __future__ import annotations
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from cutout_mcp import catalog
+
 RULES = {
     "image_url": "must be an http(s) URL of a public image",
-    "image_urls": "must be a list of 1 to 6 https:// image URLs",
-    "image_urls[]": "must be an https:// URL of a public JPEG or PNG image",
+    "image_urls": f"must be a list of {catalog.MIN_EDIT_IMAGES} to {catalog.MAX_EDIT_IMAGES} https:// image URLs",
+    "image_urls[]": f"must be an https:// URL of a public {' or '.join(catalog.EDIT_IMAGE_FORMATS)} image",
     "id": "must be a positive integer job id (or a string of digits) below 2^63",
 }
 """The rule to state for arguments whose raw pydantic message says little."""

@@ -78,7 +78,7 @@ WAIT_SECONDS = (
 VIDEO_IMAGE_URL = (
     f"Public http(s) URL of the source image: JPEG or PNG, sides between "
     f"{catalog.VIDEO_MIN_SIDE_PX} and {catalog.VIDEO_MAX_SIDE_PX} px, at most "
-    f"{catalog.MAX_IMAGE_BYTES // (1024 * 1024)} MB."
+    f"{catalog.MAX_IMAGE_MB} MB."
 )
 
 
