@@ -265,6 +265,6 @@ async def test_idle_connections_are_dropped_before_common_servers_close_them() -
     # uvicorn and Node close idle keep-alive connections after 5 s, gunicorn after 2 s: reusing one at
     # that moment fails a paid POST that cannot be retried.
     async with CutoutClient(Settings(base_url="https://api.cutout.test")) as client:
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert pool._keepalive_expiry is not None
-        assert pool._keepalive_expiry < 2
+        expiry = client.connection_limits.keepalive_expiry
+        assert expiry is not None
+        assert expiry < 2

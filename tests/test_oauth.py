@@ -198,7 +198,7 @@ async def test_the_cache_is_bounded(introspection: respx.Router) -> None:
     )
     for n in range(10):
         assert await verifier.verify_token(f"{TOKEN}-{n}") is not None
-    assert len(verifier._cache) == 3
+    assert verifier.cached_tokens == 3
     await verifier.aclose()
 
 

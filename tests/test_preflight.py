@@ -16,7 +16,7 @@ import pytest
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.netguard import blocked_reason
+from cutout_mcp.core.netguard import BlockedAddressError, GuardedBackend, blocked_reason, guarded_transport
 from cutout_mcp.core.preflight import HEAD_BYTES, ImageInspector, ImageRefusedError
 
 from .conftest import API_KEY, BASE_URL, FakeClock, connect, envelope, video_job
@@ -87,6 +87,18 @@ def test_every_non_public_address_class_is_named(address: str, reason: str) -> N
 @pytest.mark.parametrize("address", [PUBLIC, "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::"])
 def test_public_addresses_pass(address: str) -> None:
     assert blocked_reason(ipaddress.ip_address(address)) is None
+
+
+async def test_the_guarded_backend_makes_every_connection() -> None:
+    """The seam with httpx: guarded_transport swaps the transport's pool, so this fails if httpx stops using it."""
+    network = FakeNetwork({PUBLIC: http_response(b"ok", content_type="text/plain")})
+    backend = GuardedBackend(resolver=FakeDNS({"cdn.example": [PUBLIC]}), inner=network)
+    async with httpx.AsyncClient(transport=guarded_transport(backend)) as http:
+        response = await http.get("http://cdn.example/x")
+        with pytest.raises(BlockedAddressError):
+            await http.get("http://127.0.0.1/x")
+    assert response.text == "ok"
+    assert network.connections == [(PUBLIC, 80)]
 
 
 @pytest.mark.parametrize(("address", "reason"), BLOCKED)

@@ -132,7 +132,7 @@ def origin_key(origin: str) -> tuple[str, int] | None:
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks, then connects to the checked address; records each connection."""
+    """Resolves, checks, then connects to the checked address."""
 
     def __init__(
         self,
@@ -200,6 +200,10 @@ def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
 
     httpx has no public hook for a network backend, so the transport's
     connection pool is replaced by one built with it (same TLS defaults).
+    That writes a private attribute of httpx's transport, so `pyproject.toml`
+    pins httpx and httpcore to the versions this was tested with, and
+    `tests/test_preflight.py::test_the_guarded_backend_makes_every_connection`
+    fails if a new httpx stops using the replaced pool.
     """
     ssl_context = _default_ssl_context()
     # given the context, the transport does not build (and then discard) a second one of its own

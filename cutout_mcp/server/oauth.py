@@ -170,6 +170,11 @@ class IntrospectionTokenVerifier:
             )
         return self._client
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many accepted tokens are remembered now (bounded by `cache_entries`)."""
+        return len(self._cache)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()

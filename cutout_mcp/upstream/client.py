@@ -81,6 +81,9 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
+        self.connection_limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
+        )
         self._http_options: dict[str, Any] = {
             "base_url": settings.base_url,
             "timeout": httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
@@ -89,9 +92,7 @@ class CutoutClient:
             # out on a connection the server was closing at that moment and fail with no answer. A read is
             # retried, but a paid POST is not (it may have been charged), so the user would pay for nothing.
             # 1.5 s stays below all three. Reconnecting after idling costs one handshake; busy connections stay warm.
-            "limits": httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
-            ),
+            "limits": self.connection_limits,
             "headers": {"User-Agent": f"cutout-mcp/{__version__}"},
             "transport": transport,
             "follow_redirects": False,
