@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -21,13 +21,13 @@ import httpx
 
 from cutout_mcp import catalog
 from cutout_mcp.sandbox import media
+from cutout_mcp.sandbox.config import SandboxConfig
 from cutout_mcp.sandbox.envelope import VIDEO_SUCCEEDED
 from cutout_mcp.sandbox.paths import SAMPLE_PHOTO
+from cutout_mcp.sandbox.records import EditRecord, Progress, VideoJob
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
-
-    from cutout_mcp.sandbox.state import EditRecord, SandboxState, VideoJob
 
 T = TypeVar("T")
 
@@ -73,8 +73,19 @@ def media_url(base_url: str, kind: str, item_id: int, ext: str) -> str:
     return f"{base_url.rstrip('/')}/media/{kind}/{item_id}.{ext}"
 
 
+class Holdings(Protocol):
+    """What the media library reads of the sandbox's state (`SandboxState` is one)."""
+
+    config: SandboxConfig
+    video_ext: media.VideoExt
+    jobs: dict[int, VideoJob]
+    edits: dict[int, EditRecord]
+
+    def progress(self, job: VideoJob) -> Progress: ...
+
+
 class MediaLibrary:
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: Holdings) -> None:
         self._state = state
         self._sample: _Memo[bytes] = _Memo()
         self._sources: _Memo[PILImage | None] = _Memo(limit=SOURCE_CACHE_LIMIT)

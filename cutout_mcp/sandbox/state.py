@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import secrets
 from collections import Counter
-from dataclasses import dataclass
 
 from cutout_mcp import catalog
 from cutout_mcp.sandbox.assets import MediaLibrary
@@ -31,58 +30,15 @@ from cutout_mcp.sandbox.envelope import (
 from cutout_mcp.sandbox.faults import Faults
 from cutout_mcp.sandbox.media import VideoExt, av_available
 from cutout_mcp.sandbox.paths import counter_key
+from cutout_mcp.sandbox.records import FAIL_AT_FRACTION, EditRecord, Progress, VideoJob
 from cutout_mcp.sandbox.triggers import Trigger, find_triggers, first_rejecting
 from cutout_mcp.sandbox.validation import EditRequest, VideoRequest
-
-FAIL_AT_FRACTION = 0.5
-"""A failing job stops halfway through processing, percentage frozen there."""
 
 _REJECTIONS: dict[Trigger, ApiError] = {
     Trigger.INAPPROPRIATE: ApiError(INAPPROPRIATE, INAPPROPRIATE_MSG),
     Trigger.ABNORMAL: ApiError(ABNORMAL, ABNORMAL_MSG),
     Trigger.NO_BALANCE: ApiError(INSUFFICIENT_BALANCE, INSUFFICIENT_BALANCE_MSG),
 }
-
-
-@dataclass
-class VideoJob:
-    id: int
-    seq: int
-    """Submission order, for counting the jobs queued ahead."""
-    image_url: str
-    prompt: str
-    created_at: float
-    queue_seconds: float
-    job_seconds: float
-    fails: bool
-
-    @property
-    def queue_end(self) -> float:
-        return self.created_at + self.queue_seconds
-
-    @property
-    def end(self) -> float:
-        fraction = FAIL_AT_FRACTION if self.fails else 1.0
-        return self.queue_end + self.job_seconds * fraction
-
-
-@dataclass(frozen=True)
-class Progress:
-    status: int
-    percentage: int
-    wait_number: int
-
-
-@dataclass
-class EditRecord:
-    id: int
-    prompt: str
-    model: str
-    aspect_ratio: str
-    image_urls: tuple[str, ...]
-    created_at: float
-    failed: bool
-    duration: str = "0.00"
 
 
 class SandboxState:

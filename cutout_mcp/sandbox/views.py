@@ -9,7 +9,8 @@ from cutout_mcp.clock import ManualClock
 from cutout_mcp.sandbox.envelope import EDIT_FAILED, EDIT_FAILED_MSG, EDIT_SUCCEEDED, now_ms
 
 if TYPE_CHECKING:
-    from cutout_mcp.sandbox.state import EditRecord, Progress, SandboxState, VideoJob
+    from cutout_mcp.sandbox.records import EditRecord, Progress, VideoJob
+    from cutout_mcp.sandbox.state import SandboxState
 
 
 @dataclass(frozen=True)
