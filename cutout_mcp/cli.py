@@ -20,7 +20,7 @@ import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
-from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.config import ConfigError, Settings, environment_help
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
 from cutout_mcp.server.auth import require_auth_for_public_bind
@@ -37,12 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cutout-mcp",
         description="MCP server for the cutout.pro Image-to-Video and Image Edit APIs.",
-        epilog="Environment: CUTOUT_API_KEY (required for real calls), CUTOUT_BASE_URL, "
-        "CUTOUT_WAIT_SECONDS, CUTOUT_HTTP_TIMEOUT, CUTOUT_LOG_LEVEL, CUTOUT_ALLOWED_HOSTS, "
-        "CUTOUT_ALLOWED_ORIGINS, CUTOUT_MCP_TOKEN or CUTOUT_MCP_TOKEN_FILE (bearer tokens, required off "
-        "loopback), CUTOUT_OAUTH_ISSUER + CUTOUT_OAUTH_INTROSPECTION_URL + CUTOUT_OAUTH_RESOURCE_URL "
-        "(OAuth instead of tokens; optional CUTOUT_OAUTH_CLIENT_ID, CUTOUT_OAUTH_CLIENT_SECRET[_FILE], "
-        "CUTOUT_OAUTH_REQUIRED_SCOPES), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE.",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)

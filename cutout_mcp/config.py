@@ -70,23 +70,31 @@ class ConfigError(CutoutMcpError, ValueError):
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """Every setting; each field's docstring is its help text (`environment_help`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     api_key: SecretStr | None = None
+    """Your cutout.pro API key (required for real calls; never from a tool argument)."""
     base_url: str = DEFAULT_BASE_URL
+    """The API's base URL (a proxy, or a local sandbox)."""
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+    """Default bound for the video tools' waits, in seconds."""
     http_timeout: float = Field(default=30.0, gt=0, le=600)
+    """Seconds to wait for one cutout.pro answer."""
     log_level: LogLevel = "INFO"
+    """DEBUG, INFO, WARNING or ERROR; logs go to stderr."""
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     output_dir: Path | None = None
-    """Where finished videos, covers and edited images are saved; None keeps only the expiring URLs."""
+    """Where finished videos, covers and edited images are saved (unset: only cutout.pro's expiring links)."""
     edit_preview: bool = True
-    """edit_image adds a small inline JPEG of the result so the assistant can see it."""
+    """on/off: edit_image adds a small inline JPEG of the result so the assistant can see it."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()
+    """Browser Origin values accepted by the HTTP transports besides loopback."""
     trusted_image_origins: tuple[str, ...] = ()
     """Origins whose plain-HTTP image URLs are accepted (the sandbox's own)."""
     state_dir: Path = Field(default_factory=lambda: default_state_dir())
@@ -94,18 +102,19 @@ class Settings(BaseModel):
     credit_budget: int | None = Field(default=None, ge=0)
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
     preflight: bool = True
-    """Fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
+    """on/off: fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
     mcp_tokens: tuple[SecretStr, ...] = ()
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
     max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
     oauth_issuer: str | None = None
-    """OAuth resource-server mode (see `oauth.py`): the authorization server's issuer URL."""
+    """OAuth resource-server mode (see `server/oauth.py`): the authorization server's issuer URL."""
     oauth_introspection_url: str | None = None
     """Its RFC 7662 token introspection endpoint."""
     oauth_resource_url: str | None = None
     """This server's public URL (e.g. https://mcp.example.com/mcp); tokens must name it in `aud`."""
     oauth_client_id: str | None = None
+    """The client id this server presents to the introspection endpoint."""
     oauth_client_secret: SecretStr | None = None
     """Credentials this server presents to the introspection endpoint (HTTP Basic)."""
     oauth_required_scopes: tuple[str, ...] = ()
@@ -204,6 +213,18 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+
+
+def environment_help() -> str:
+    """One line per variable, from the settings' own docstrings, for `cutout-mcp --help`."""
+    lines = ["environment:"]
+    for field, var in _ENV.items():
+        help_text = (Settings.model_fields[field].description or "").split("\n")[0]
+        scope = " (HTTP transports only)" if ENVIRONMENT[var] == "http" else ""
+        lines.append(f"  {var:<32} {help_text}{scope}")
+        if field in _FILES:
+            lines.append(f"  {_FILES[field]:<32} a file holding {var} instead")
+    return "\n".join(lines)
 
 
 def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from cutout_mcp.cli import build_parser, main, transport_security
-from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.config import ENVIRONMENT, ConfigError, Settings
 from cutout_mcp.logs import REDACTED, RedactingFilter
 
 
@@ -130,3 +130,13 @@ def test_httpx_request_lines_are_logged_only_when_debugging(level: str, httpx_le
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging.getLogger("httpx").setLevel(logging.NOTSET)
+
+
+def test_help_lists_every_variable_with_its_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("CUTOUT_")
+    }
+    assert set(ENVIRONMENT) <= set(lines), "every CUTOUT_* setting is in --help"
+    assert all(len(line.split()) > 2 for line in lines.values()), "each with a description"

@@ -1,4 +1,4 @@
-"""The three tools through the SDK's in-memory client, in both protocol modes."""
+"""The video and edit tools through the SDK's in-memory client, in both protocol modes."""
 
 from __future__ import annotations
 

@@ -55,10 +55,6 @@ class Paid(Generic[T]):
     ledger_problem: str | None = None
     """Set when cutout.pro answered but the ledger could not record it; the caller must say so."""
 
-    @property
-    def reused(self) -> bool:
-        return self.credits == 0
-
 
 @dataclass
 class PaidCalls:
