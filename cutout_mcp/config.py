@@ -212,7 +212,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from None
+            raise ConfigError(_describe(exc)) from None  # not chained: pydantic's report echoes values (the key)
 
 
 def environment_help() -> str:

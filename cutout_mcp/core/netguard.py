@@ -119,7 +119,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise ResolutionError(f"{host} could not be resolved ({exc.strerror or exc})") from None
+        raise ResolutionError(f"{host} could not be resolved ({exc.strerror or exc})") from exc
     return [str(info[4][0]) for info in infos]
 
 

@@ -39,7 +39,7 @@ def check_image_url(url: str, argument: str, *, https_only: bool, trusted_origin
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
-        raise InvalidArgumentError(f"{argument} is not a valid URL ({exc}).") from None
+        raise InvalidArgumentError(f"{argument} is not a valid URL ({exc}).") from exc
     trusted = any(url.startswith(origin.rstrip("/") + "/") for origin in trusted_origins)
     if parts.scheme not in ("http", "https"):
         raise InvalidArgumentError(

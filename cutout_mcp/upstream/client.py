@@ -147,7 +147,7 @@ class CutoutClient:
             return model.model_validate(data)
         except ValidationError as exc:
             fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "data" for e in exc.errors()}))
-            raise errors.malformed(what, f"unexpected fields: {fields}") from None
+            raise errors.malformed(what, f"unexpected fields: {fields}") from exc
 
     async def _call(self, method: str, path: str, what: str, *, paid: bool, **kwargs: Any) -> Any:
         """Send with the retry policy; return the envelope's `data`."""
@@ -183,6 +183,7 @@ class CutoutClient:
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
+            # Not chained: an httpx error holds its request, whose headers carry the API key.
             raise errors.from_httpx_error(exc, what) from None
         finally:
             self._slots.release()
