@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -196,13 +197,22 @@ class Settings(BaseModel):
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from the environment, with explicit values (CLI flags) winning."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if _is_set(env.get(var))}
         values.update(_read_secret_files(env, values))
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+
+
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
+
+def _is_set(value: str | None) -> bool:
+    """Empty means unset, and so does a bare `${...}`: an MCPB host (Claude Desktop) passes an
+    optional `${user_config.x}` through unsubstituted when the user left it blank."""
+    return bool(value) and _PLACEHOLDER.fullmatch(value or "") is None
 
 
 def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
