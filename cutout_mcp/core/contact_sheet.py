@@ -10,8 +10,9 @@ Decisions:
 - The container is recognised from its first bytes and handed to exactly that demuxer, so a file
   that claims to be a video cannot make FFmpeg open a playlist or another file.
 - Only what is needed is decoded: for each time point, seek to the keyframe at or before it and
-  decode forward to it, with a cap on the pixels decoded in all (`MAX_DECODED_PIXELS`) and on a
-  frame's size (`MAX_FRAME_PIXELS`).
+  decode forward to it (a GIF has no keyframes: it is read once, keeping the frames it needs), with
+  a cap on the pixels decoded in all (`MAX_DECODED_PIXELS`) and on a frame's size
+  (`MAX_FRAME_PIXELS`).
 - Everything here is synchronous and CPU-bound: callers run it in a worker thread.
 """
 
@@ -85,7 +86,7 @@ def spaced(duration: float, count: int = FRAMES) -> list[float]:
 
 
 def gif_frames(source: Source, count: int = FRAMES) -> list[Frame]:
-    """Frames of an animated GIF at evenly spaced times (Pillow composes each frame onto the last)."""
+    """Frames of an animated GIF, evenly spaced, with Pillow."""
     from PIL import Image
 
     try:
@@ -95,19 +96,18 @@ def gif_frames(source: Source, count: int = FRAMES) -> list[Frame]:
 
 
 def _gif_frames(opened: Image, count: int) -> list[Frame]:
+    """One pass through the frames (each GIF frame is drawn over the last, so none can be skipped),
+    keeping the evenly spaced ones; their times add up the frames' durations."""
     with opened as image:
-        total = min(getattr(image, "n_frames", 1), _frame_budget(image.width, image.height) // 2)
-        starts: list[float] = []
-        elapsed = 0.0
-        for index in range(total):
-            image.seek(index)
-            starts.append(elapsed)
-            elapsed += max(0, int(image.info.get("duration", 100))) / 1000
-        picks = _nearest(starts, spaced(starts[-1], min(count, total)))
+        total = min(getattr(image, "n_frames", 1), _frame_budget(image.width, image.height))
+        picks = {round(i * (total - 1) / max(1, count - 1)) for i in range(min(count, total))}
         frames: list[Frame] = []
-        for index in picks:
+        elapsed = 0.0
+        for index in range(max(picks) + 1):
             image.seek(index)
-            frames.append((starts[index], _cell(image.convert("RGB"))))
+            if index in picks:
+                frames.append((elapsed, _cell(image.convert("RGB"))))
+            elapsed += max(0, int(image.info.get("duration", 100))) / 1000
     return frames
 
 
@@ -184,15 +184,6 @@ def _duration(opened: Any, stream: Any, time_base: int) -> float:
     if opened.duration is not None:
         return float(opened.duration / time_base)
     raise NoContactSheet("the video does not say how long it is")
-
-
-def _nearest(starts: list[float], moments: list[float]) -> list[int]:
-    """For each moment, the index of the last frame starting at or before it."""
-    picks = []
-    for moment in moments:
-        index = max(i for i, start in enumerate(starts) if start <= moment + 1e-6)
-        picks.append(index)
-    return picks
 
 
 def _frame_budget(width: int, height: int) -> int:
