@@ -294,6 +294,16 @@ async def test_bad_input_is_refused_before_anyone_is_asked(
     assert edits.call_count == 0
 
 
+async def test_without_a_key_nobody_is_asked(confirming: Settings, mode: str, clock: FakeClock) -> None:
+    user = User("accept")
+    async with connect(confirming.model_copy(update={"api_key": None}), mode, clock, user) as client:
+        edit = await client.call_tool("edit_image", EDIT_ARGS)
+        video = await client.call_tool("generate_video", {"image_url": IMAGE})
+    assert "CUTOUT_API_KEY" in text_of(edit)
+    assert "CUTOUT_API_KEY" in text_of(video)
+    assert user.asked == []
+
+
 async def test_a_reused_identical_video_job_is_free_and_not_asked_about(
     confirming: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter
 ) -> None:

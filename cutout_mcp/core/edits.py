@@ -15,6 +15,7 @@ from cutout_mcp.core.consent import Consent, Spend, question_for
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_millis
 from cutout_mcp.core.validation import check_edit_images, check_image_url, check_prompt
+from cutout_mcp.upstream.errors import MissingApiKeyError
 from cutout_mcp.upstream.models import UpstreamEditResult
 
 
@@ -48,7 +49,9 @@ async def plan_edit(
         for i, url in enumerate(image_urls)
     ]
     entry = check_edit_images(model, urls)
-    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+    if not app.client.has_key:  # refused before fetching images or asking the user
+        raise MissingApiKeyError()
+    if app.inspector is not None:
         await app.inspector.check_edit_images(urls, entry)
     spend = Spend("edit_image", entry.name, tuple(urls), text, entry.credits)
     question = await question_for(app.ledger, app.settings, principal, spend)

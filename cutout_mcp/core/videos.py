@@ -21,6 +21,7 @@ from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, Vid
 from cutout_mcp.core.validation import check_image_url, check_prompt, parse_job_id
 from cutout_mcp.core.watch import ProgressCallback
 from cutout_mcp.errors import CutoutMcpError
+from cutout_mcp.upstream.errors import MissingApiKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ async def plan_video(
     trusted = app.settings.trusted_image_origins
     url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
     text = check_prompt(prompt, required=False)
-    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+    if not app.client.has_key:  # refused before fetching images or asking the user
+        raise MissingApiKeyError()
+    if app.inspector is not None:
         await app.inspector.check_video_image(url)
     credits = catalog.VIDEO_CREDITS
     asking = needs_confirmation(app.settings.confirm_spend_above, credits) and not force_new
