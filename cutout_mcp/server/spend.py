@@ -29,7 +29,7 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.shared.exceptions import MCPError
 from mcp_types import ClientCapabilities
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from cutout_mcp.core.consent import Consent, Spend, SpendNotConfirmedError
 from cutout_mcp.core.context import AppContext
@@ -40,6 +40,8 @@ CONFIRM_SECONDS = 300.0
 
 class SpendConfirmation(BaseModel):
     # No docstring: pydantic would send it as the form's description, under the question itself.
+    model_config = ConfigDict(title="Confirm a paid cutout.pro call")
+
     confirm: StrictBool = Field(
         title="Spend the credits?",
         description="Tick to let this call spend the credits shown. Leave it unticked or decline to spend nothing.",
