@@ -323,6 +323,25 @@ async def test_a_reused_identical_video_job_is_free_and_not_asked_about(
     assert len(user.asked) == 1
 
 
+async def test_time_spent_on_the_question_counts_against_the_wait(
+    confirming: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    upstream.post(GENERATE).respond(json=envelope(JOB_ID))
+    upstream.get(RESULT).respond(json=envelope(video_job(percentage=10)))
+
+    class SlowUser(User):
+        async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+            clock.time += 25  # the person reads the question for 25 s
+            return await super().__call__(context, params)
+
+    start = clock.now()
+    async with connect(confirming, "legacy", clock, SlowUser("accept")) as client:
+        result = await client.call_tool("generate_video", {"image_url": IMAGE, "wait_seconds": 30})
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "processing"
+    assert clock.now() - start <= 30  # 25 s asking + at most 5 s waiting, within the caller's bound
+
+
 async def test_the_budget_left_is_in_the_question(
     confirming: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter
 ) -> None:
