@@ -16,9 +16,12 @@ from mcp.client import ClientRequestContext
 from mcp_types import CallToolResult, ElicitRequestFormParams, ElicitRequestParams, ElicitResult, InputRequiredResult
 
 from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.core import videos
 from cutout_mcp.core.consent import Consent, Spend, SpendNotConfirmedError, check_consent, question
-from cutout_mcp.core.results import CreditSummary
+from cutout_mcp.core.context import open_context
+from cutout_mcp.core.results import CreditSummary, VideoJob
 from cutout_mcp.server import build_server
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 from .conftest import FAST_RETRY, FakeClock, envelope, video_job
 from .tasks_client import TasksClient
@@ -143,6 +146,24 @@ def test_the_paid_path_refuses_a_spend_the_consent_does_not_cover() -> None:
         check_consent(0, 5, Consent(0))  # the free reuse it was asked about became a paid submit
     with pytest.raises(SpendNotConfirmedError, match="above:4"):
         check_consent(4, 15, Consent(4))
+
+
+async def test_a_free_reuse_that_became_a_paid_submit_is_refused_not_sent(
+    confirming: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    # The question was skipped because an identical job was unfinished; it finished before the call paid.
+    submits = upstream.post(GENERATE).respond(json=envelope(JOB_ID + 1))
+    async with open_context(confirming, clock=clock) as app:
+        await app.ledger.record_video_job(None, JOB_ID, "me", IMAGE, None, 5)
+        plan = await videos.plan_video(app, "me", IMAGE, None)
+        assert plan.spend.credits == 0
+        assert plan.question is None
+        finished = VideoJob.from_upstream(UpstreamVideoJob.model_validate(video_job(status=1, imageUrl=IMAGE)))
+        await app.ledger.update_job(finished)
+        with pytest.raises(SpendNotConfirmedError, match="would now cost 5 credits"):
+            await videos.generate_video(app, "me", plan, consent=Consent(plan.spend.credits), wait_seconds=0)
+        assert (await app.ledger.credits("me", None)).spent == 0
+    assert submits.call_count == 0
 
 
 # --- through MCP, both eras ------------------------------------------------------------------
