@@ -19,7 +19,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import call_overhead, cold_start, many_jobs, poll_efficiency
+from bench import call_overhead, cold_start, contact_sheet, many_jobs, poll_efficiency
 from bench._common import BENCH_DIR, Row, table
 
 RESULTS = BENCH_DIR / "results.md"
@@ -38,6 +38,7 @@ def main() -> None:
         ("call overhead", lambda: anyio.run(call_overhead.run, calls)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("poll efficiency", poll_efficiency.run),
+        ("contact sheet", lambda: contact_sheet.run(3 if args.quick else 7)),
     ]
     for name, step in steps:
         started = time.perf_counter()

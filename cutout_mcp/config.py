@@ -35,12 +35,13 @@ _ENV = {
     "http_timeout": "CUTOUT_HTTP_TIMEOUT",
     "log_level": "CUTOUT_LOG_LEVEL",
     "output_dir": "CUTOUT_OUTPUT_DIR",
-    "edit_preview": "CUTOUT_EDIT_PREVIEW",
+    "preview": "CUTOUT_PREVIEW",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
     "preflight": "CUTOUT_PREFLIGHT",
+    "confirm_spend": "CUTOUT_CONFIRM_SPEND",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
     "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
     "oauth_issuer": "CUTOUT_OAUTH_ISSUER",
@@ -56,6 +57,8 @@ _FILES = {
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
 }
 """Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
+_OLD_NAMES = {"preview": "CUTOUT_EDIT_PREVIEW"}
+"""Earlier names still read when the current one is unset (CUTOUT_EDIT_PREVIEW now covers videos too)."""
 
 
 _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
@@ -90,8 +93,9 @@ class Settings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
     output_dir: Path | None = None
     """Where finished videos, covers and edited images are saved (unset: only cutout.pro's expiring links)."""
-    edit_preview: bool = True
-    """on/off: edit_image adds a small inline JPEG of the result so the assistant can see it."""
+    preview: bool = True
+    """on/off: results carry a small inline JPEG so the assistant can see them: the edited image, a
+    finished video's contact sheet."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()
@@ -104,6 +108,9 @@ class Settings(BaseModel):
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
     preflight: bool = True
     """on/off: fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
+    confirm_spend: str = "off"
+    """Ask the user (MCP elicitation) before a paid call: `off`, `always`, or `above:N` (calls costing more
+    than N credits). `core.consent` applies it; see `confirm_spend_above`."""
     mcp_tokens: tuple[SecretStr, ...] = ()
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
     max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -167,6 +174,16 @@ class Settings(BaseModel):
             return tuple(value.replace(",", " ").split())
         return value
 
+    @field_validator("confirm_spend", mode="before")
+    @classmethod
+    def _spend_rule(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        rule = value.strip().lower().replace(" ", "")
+        if not re.fullmatch(r"off|always|above:[0-9]{1,9}", rule):
+            raise ValueError("must be off, always, or above:N where N is a whole number of credits (e.g. above:4)")
+        return f"above:{int(rule[6:])}" if rule.startswith("above:") else rule
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -200,6 +217,14 @@ class Settings(BaseModel):
         return values
 
     @property
+    def confirm_spend_above(self) -> int | None:
+        """The spend confirmation rule as a number: ask for calls costing more than this many credits;
+        None never asks (`always` is 0: every call that costs anything)."""
+        if self.confirm_spend == "off":
+            return None
+        return 0 if self.confirm_spend == "always" else int(self.confirm_spend.removeprefix("above:"))
+
+    @property
     def binds_loopback(self) -> bool:
         return is_loopback_host(self.host)
 
@@ -208,6 +233,7 @@ class Settings(BaseModel):
         """Settings from the environment, with explicit values (CLI flags) winning."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if _is_set(env.get(var))}
+        values.update({f: env[var] for f, var in _OLD_NAMES.items() if f not in values and _is_set(env.get(var))})
         values.update(_read_secret_files(env, values))
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:

@@ -6,6 +6,7 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 ├── InvalidArgumentError          core.validation: an argument breaks a rule; nothing sent or charged
 │   └── ImageRefusedError         core.preflight: the image itself breaks a rule, or cannot be fetched
 ├── BudgetExceededError           core.ledger: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
+├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent
 ├── StorageError                  core.ledger: the ledger cannot be read or written
 │   └── LedgerUnavailableError    core.paid: so a paid call was stopped before it was sent
 ├── DownloadError                 core.downloads: a local copy could not be made (the result stays)

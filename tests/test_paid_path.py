@@ -50,8 +50,10 @@ async def test_the_tool_bodies_run_without_an_mcp_client(settings: Settings, ups
     )
     edit = upstream.post(EDIT).respond(json=edit_answer())
     async with open_context(settings, clock=FakeClock(), retry=FAST_RETRY) as app:
-        video = await videos.generate_video(app, "alice", IMAGE, "blink", wait_seconds=30)
-        edited = await edits.edit_image(app, "alice", "make it blue", [IMAGE], "gpt-image-1")
+        video_plan = await videos.plan_video(app, "alice", IMAGE, "blink")
+        video = await videos.generate_video(app, "alice", video_plan, wait_seconds=30)
+        edit_plan = await edits.plan_edit(app, "alice", "make it blue", [IMAGE], "gpt-image-1")
+        edited = await edits.edit_image(app, "alice", edit_plan)
         listed = await videos.list_video_jobs(app, "alice")
         other = await videos.list_video_jobs(app, "bob")
     assert (video.result.status, video.result.credits_charged) == ("succeeded", 5)

@@ -72,7 +72,7 @@ async def open_context(
             clock=the_clock,
             ledger=ledger,
             watcher=watcher,
-            paid=PaidCalls(ledger, settings.credit_budget, KeyedLocks()),
-            downloads=Downloads(settings.output_dir, preview=settings.edit_preview),
+            paid=PaidCalls(ledger, settings.credit_budget, KeyedLocks(), settings.confirm_spend_above),
+            downloads=Downloads(settings.output_dir, preview=settings.preview),
             inspector=checker,
         )

@@ -17,6 +17,11 @@ Decisions:
 - `edit_image` adds a small JPEG preview (at most `PREVIEW_SIDE_PX` per side
   and `PREVIEW_MAX_BYTES`) so the assistant can see the edit; it is made from
   the local copy when there is one, otherwise from a bounded fetch.
+- A finished video gets a contact sheet within the same bounds (four frames,
+  `core.contact_sheet`), or its cover's preview when the frames cannot be had
+  (no PyAV for an MP4, a video over the fetch cap, an unreadable file). It is
+  made from the local copy when there is one, and fetching and decoding share
+  one time bound. Either picture is left out, never the result, on failure.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import anyio
 import httpx
 
 from cutout_mcp import __version__
+from cutout_mcp.core.contact_sheet import contact_sheet
+from cutout_mcp.core.jpeg import fit_jpeg
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
@@ -170,17 +177,37 @@ class Downloads:
         if not self.preview_enabled:
             return None
         try:
-            if saved is not None:
-                data = await anyio.Path(saved.path).read_bytes()
-            else:
-                with anyio.fail_after(PREVIEW_FETCH_SECONDS):
-                    async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
-                        data = b"".join([chunk async for chunk in chunks])
+            data = await anyio.Path(saved.path).read_bytes() if saved is not None else await self._fetch_small(url)
             jpeg = await anyio.to_thread.run_sync(make_preview, data)
         except (DownloadError, TimeoutError, OSError, ValueError) as exc:
-            logger.info("No preview for the edited image: %s", exc)
+            logger.info("No preview for the image: %s", exc)
             return None
         return Picture(jpeg)
+
+    async def video_sheet(
+        self, job: VideoJob, video: Saved | None = None, cover: Saved | None = None
+    ) -> Picture | None:
+        """Frames of a finished video in one small JPEG (`core.contact_sheet`), else its cover's preview, else
+        None; fetching and decoding share the preview's time bound."""
+        if not self.preview_enabled or not job.result_url:
+            return None
+        with anyio.move_on_after(PREVIEW_FETCH_SECONDS):
+            try:
+                source = video.path if video is not None else await self._fetch_small(job.result_url)
+                jpeg = await anyio.to_thread.run_sync(contact_sheet, source, abandon_on_cancel=True)
+            except (DownloadError, TimeoutError, OSError, ValueError) as exc:
+                logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, exc)
+            else:
+                return Picture(jpeg)
+            if job.cover_url:
+                return await self.preview(job.cover_url, cover)
+        return None
+
+    async def _fetch_small(self, url: str) -> bytes:
+        """A result file fetched into memory for a preview, within the preview's byte and time bounds."""
+        with anyio.fail_after(PREVIEW_FETCH_SECONDS):
+            async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
+                return b"".join([chunk async for chunk in chunks])
 
     # --- what the tools return ----------------------------------------------------------
 
@@ -207,10 +234,14 @@ class Downloads:
         if job.status != "succeeded" or not job.result_url:
             return job, []
         if self.output_dir is None:
-            return job, [_remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")]
+            remote = _remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")
+            sheet = await self.video_sheet(job)
+            return job, [remote] if sheet is None else [remote, sheet]
         update: dict[str, object] = {}
         blocks: list[Attachment] = []
         notes: list[str] = []
+        video: Saved | None = None
+        cover: Saved | None = None
         try:
             video = await self.save(job.result_url, f"video-{job.id}", "video")
         except DownloadError as exc:
@@ -230,6 +261,9 @@ class Downloads:
             else:
                 update["cover_local_path"] = str(cover.path)
                 blocks.append(cover.link(cover.path.name, f"Cover of video job {job.id}."))
+        sheet = await self.video_sheet(job, video, cover)
+        if sheet is not None:
+            blocks.append(sheet)
         update["message"] = " ".join([job.message, *notes])
         return job.model_copy(update=update), blocks
 
@@ -274,16 +308,7 @@ def make_preview(data: bytes) -> bytes:
         raise ValueError(str(exc)) from None
     flat = Image.new("RGB", image.size, "white")
     flat.paste(image, mask=image.getchannel("A"))
-    side = PREVIEW_SIDE_PX
-    while True:
-        thumb = flat.copy()
-        thumb.thumbnail((side, side))
-        for quality in (80, 65, 50):
-            out = io.BytesIO()
-            thumb.save(out, "JPEG", quality=quality, optimize=True)
-            if out.tell() <= PREVIEW_MAX_BYTES:
-                return out.getvalue()
-        side //= 2
+    return fit_jpeg(flat, PREVIEW_SIDE_PX, PREVIEW_MAX_BYTES)
 
 
 def _remote_link(url: str, name: str, description: str) -> FileLink:

@@ -1,25 +1,46 @@
 """The edit tool's body: check everything that can be checked for free, pay once, return the edit.
 
-No MCP here. An edit cutout.pro reports as failed is an error naming the edit id; its credits were
+Two steps, so that a spend confirmation can be asked between them (`core.consent`): `plan_edit` does
+every free check (arguments, image pre-flight) and states the spend; `edit_image` pays for a plan. No MCP
+here. An edit cutout.pro reports as failed is an error naming the edit id; its credits were
 spent, and the message says so by pointing at another prompt or model rather than a retry.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cutout_mcp.catalog import EditModel
+from cutout_mcp.core.consent import Consent, Spend, question_for
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_millis
 from cutout_mcp.core.validation import check_edit_images, check_image_url, check_prompt
+from cutout_mcp.upstream.errors import MissingApiKeyError
 from cutout_mcp.upstream.models import UpstreamEditResult
 
 
-async def edit_image(
+@dataclass(frozen=True)
+class EditPlan:
+    """An edit that passed every free check: what will be sent, what it costs, what to ask first."""
+
+    prompt: str
+    urls: list[str]
+    entry: EditModel
+    aspect_ratio: str
+    spend: Spend
+    question: str | None
+    """The spend confirmation to ask before paying, or None when `CUTOUT_CONFIRM_SPEND` does not ask."""
+
+
+async def plan_edit(
     app: AppContext,
     principal: str,
     prompt: str,
     image_urls: list[str],
     model: str,
     aspect_ratio: str = "original",
-) -> Delivered[EditResult]:
+) -> EditPlan:
+    """Check the arguments and the images (free), and state the spend."""
     text = check_prompt(prompt, required=True)
     assert text is not None
     trusted = app.settings.trusted_image_origins
@@ -28,14 +49,31 @@ async def edit_image(
         for i, url in enumerate(image_urls)
     ]
     entry = check_edit_images(model, urls)
-    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+    if not app.client.has_key:  # refused before fetching images or asking the user
+        raise MissingApiKeyError()
+    if app.inspector is not None:
         await app.inspector.check_edit_images(urls, entry)
+    spend = Spend("edit_image", entry.name, tuple(urls), text, entry.credits)
+    question = await question_for(app.ledger, app.settings, principal, spend)
+    return EditPlan(text, urls, entry, aspect_ratio, spend, question)
+
+
+async def edit_image(
+    app: AppContext, principal: str, plan: EditPlan, consent: Consent | None = None
+) -> Delivered[EditResult]:
+    """Pay for the planned edit once and return it (with a preview); `consent` covers a confirmed spend."""
+    text, urls, entry, aspect_ratio = plan.prompt, plan.urls, plan.entry, plan.aspect_ratio
 
     async def record(charge: int, edited: UpstreamEditResult) -> None:
         await app.ledger.record_edit(charge, edited.id, entry.name)
 
     paid = await app.paid.call(
-        principal, "edit", entry.credits, lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls), record
+        principal,
+        "edit",
+        entry.credits,
+        lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls),
+        record,
+        consent=consent,
     )
     result = paid.value
     if result.status != 1 or not result.image_url:

@@ -1,8 +1,11 @@
-"""The one path every paid call takes: principal → dedupe guard → budget reserve → send → release or record.
+"""The one path every paid call takes: principal → dedupe guard → consent → budget reserve → send → release or
+record.
 
 Credits are real money, so the order matters and lives here once:
 
 - an identical unfinished request (when the tool names one) is returned free instead of paying again;
+- a spend that `CUTOUT_CONFIRM_SPEND` says must be confirmed, and that the caller's `Consent` does not
+  cover, is refused before anything is reserved or sent (`core.consent`);
 - the charge is reserved in the ledger *before* the request leaves, so the budget check and the spend
   are one transaction; a ledger that cannot be written stops the call before anything is sent;
 - a failure that proves cutout.pro did not charge releases the reservation; any other failure keeps it
@@ -23,6 +26,7 @@ from typing import Generic, TypeVar
 
 import anyio
 
+from cutout_mcp.core.consent import Consent, check_consent
 from cutout_mcp.core.ledger import ChargeKind, Ledger, StorageError
 from cutout_mcp.core.locks import KeyedLocks
 from cutout_mcp.upstream.errors import CutoutError
@@ -63,6 +67,8 @@ class PaidCalls:
     ledger: Ledger
     budget: int | None
     guards: KeyedLocks
+    confirm_above: int | None = None
+    """The spend confirmation rule (`Settings.confirm_spend_above`); None never asks."""
 
     async def call(
         self,
@@ -73,14 +79,17 @@ class PaidCalls:
         record: Callable[[int, T], Awaitable[None]],
         *,
         dedupe: Dedupe[T] | None = None,
+        consent: Consent | None = None,
     ) -> Paid[T]:
         """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought."""
         if dedupe is None:
+            check_consent(self.confirm_above, credits, consent)
             return await self._pay(principal, kind, credits, send, record)
         async with self.guards.hold((principal, dedupe.key)):
             existing = await dedupe.find()
             if existing is not None:
                 return Paid(existing, 0)
+            check_consent(self.confirm_above, credits, consent)
             return await self._pay(principal, kind, credits, send, record)
 
     async def _pay(

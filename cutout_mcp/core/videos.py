@@ -1,5 +1,7 @@
 """The video tools' bodies: submit once, wait within a bound, report what happened. No MCP here.
 
+A submit is two steps, so that a spend confirmation can be asked between them (`core.consent`):
+`plan_video` does every free check and states the spend, `generate_video` pays for a plan and waits.
 Every message after a successful submit names the job id, so a paid job is never lost: an unfinished
 job comes back with the next step, a failed read names the id to resume with, and a job that failed at
 cutout.pro is an error naming it.
@@ -9,14 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cutout_mcp import catalog
+from cutout_mcp.core.consent import Consent, Spend, needs_confirmation, question_for
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.paid import Dedupe, Paid
 from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, VideoJob
 from cutout_mcp.core.validation import check_image_url, check_prompt, parse_job_id
 from cutout_mcp.core.watch import ProgressCallback
 from cutout_mcp.errors import CutoutMcpError
+from cutout_mcp.upstream.errors import MissingApiKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +38,45 @@ def next_step(job_id: int) -> str:
     return f"Call get_video_result with id={job_id} (optionally wait_seconds) to check on it again."
 
 
-async def submit_video(
+@dataclass(frozen=True)
+class VideoPlan:
+    """A video request that passed every free check: what will be sent, what it costs, what to ask first."""
+
+    url: str
+    prompt: str | None
+    force_new: bool
+    spend: Spend
+    question: str | None
+    """The spend confirmation to ask before paying, or None when `CUTOUT_CONFIRM_SPEND` does not ask."""
+    planned_at: float
+    """When the checks ran: time spent asking the user counts against the call's wait bound."""
+
+
+async def plan_video(
     app: AppContext, principal: str, image_url: str, prompt: str | None, *, force_new: bool = False
-) -> Paid[int]:
-    """Check the arguments and the image, then pay for the job once per identical unfinished request."""
+) -> VideoPlan:
+    """Check the arguments and the image (free), and state the spend: nothing when an identical
+    unfinished job would be returned instead."""
+    started = app.clock.now()
     trusted = app.settings.trusted_image_origins
     url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
     text = check_prompt(prompt, required=False)
-    if app.inspector is not None and app.client.has_key:  # keyless calls fail first, at the client
+    if not app.client.has_key:  # refused before fetching images or asking the user
+        raise MissingApiKeyError()
+    if app.inspector is not None:
         await app.inspector.check_video_image(url)
+    credits = catalog.VIDEO_CREDITS
+    asking = needs_confirmation(app.settings.confirm_spend_above, credits) and not force_new
+    if asking and await app.ledger.find_active(principal, url, text) is not None:
+        credits = 0  # a reuse is free, so nobody is asked; PaidCalls re-checks when it pays
+    spend = Spend("generate_video", "image-to-video", (url,), text, credits)
+    question = await question_for(app.ledger, app.settings, principal, spend)
+    return VideoPlan(url, text, force_new, spend, question, started)
+
+
+async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent: Consent | None = None) -> Paid[int]:
+    """Pay for the job once per identical unfinished request."""
+    url, text = plan.url, plan.prompt
 
     async def find() -> int | None:
         existing = await app.ledger.find_active(principal, url, text)
@@ -58,29 +93,30 @@ async def submit_video(
         catalog.VIDEO_CREDITS,
         lambda: app.client.submit_video(url, text),
         record,
-        dedupe=None if force_new else Dedupe((url, text), find),
+        dedupe=None if plan.force_new else Dedupe((url, text), find),
+        consent=consent,
     )
 
 
 async def generate_video(
     app: AppContext,
     principal: str,
-    image_url: str,
-    prompt: str | None = None,
+    plan: VideoPlan,
     *,
     wait_seconds: float,
-    force_new: bool = False,
+    consent: Consent | None = None,
     on_progress: ProgressCallback | None = None,
     on_submitted: OnSubmitted | None = None,
 ) -> Delivered[VideoJob]:
-    """Submit (or reuse) a job, then wait up to `wait_seconds` for it."""
-    submitted = await submit_video(app, principal, image_url, prompt, force_new=force_new)
+    """Submit (or reuse) the planned job, then wait for it until `wait_seconds` after the plan was made."""
+    submitted = await submit_video(app, principal, plan, consent)
     job_id, charged = submitted.value, submitted.credits
     logger.info("Submitted video job %s" if charged else "Returning unfinished video job %s", job_id)
     if on_submitted is not None:
         on_submitted(job_id, charged)
+    wait = max(0.0, wait_seconds - (app.clock.now() - plan.planned_at))
     try:
-        job = await app.watcher.wait(job_id, wait_seconds, credits_charged=charged, on_progress=on_progress)
+        job = await app.watcher.wait(job_id, wait, credits_charged=charged, on_progress=on_progress)
     except Exception as exc:
         if not isinstance(exc, CutoutMcpError):  # a bug: keep its traceback, and still name the job
             logger.exception("Reading video job %s failed unexpectedly", job_id)

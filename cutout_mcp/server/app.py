@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from cutout_mcp import __version__
 from cutout_mcp.clock import Clock, SystemClock
@@ -19,7 +19,7 @@ from cutout_mcp.config import Settings
 from cutout_mcp.core.context import AppContext, open_context
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.watch import PollPolicy
-from cutout_mcp.server import edit_tools, ledger_tools, texts, video_tools
+from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tools
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
@@ -37,6 +37,7 @@ def build_server(
     extra_instructions: str = "",
     inspector: ImageInspector | None = None,
     principal: Callable[[], str] = current_principal,
+    confirm_seconds: float = spend.CONFIRM_SECONDS,
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or SystemClock()
@@ -66,15 +67,17 @@ def build_server(
     server = CutoutServer(
         "cutout-mcp",
         title="cutout.pro video and image editing",
-        instructions=texts.INSTRUCTIONS + extra_instructions,
+        instructions=texts.INSTRUCTIONS + texts.confirm_note(settings.confirm_spend_above) + extra_instructions,
         version=__version__,
         website_url="https://www.cutout.pro",
         lifespan=lifespan,
         log_level=settings.log_level,
         extensions=[tasks],
+        # a 2026-07-28 spend question's sealed state: one key per process, open as long as the question
+        request_state_security=RequestStateSecurity.ephemeral(ttl=confirm_seconds),
         **auth_options(settings),
     )
-    video_tools.register(server, settings, principal)
-    edit_tools.register(server, settings, principal)
+    video_tools.register(server, settings, principal, confirm_seconds)
+    edit_tools.register(server, settings, principal, confirm_seconds)
     ledger_tools.register(server, running, principal)
     return server

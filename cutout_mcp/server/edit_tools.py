@@ -1,4 +1,5 @@
-"""edit_image: its schema and annotations; the work is in `core.edits`.
+"""edit_image: its schema and annotations; the work is in `core.edits`, the spend confirmation in
+`server.spend`.
 
 No `from __future__ import annotations`: the SDK reads the annotations at registration, and the URL
 pattern is built from settings inside `register`.
@@ -7,7 +8,7 @@ pattern is built from settings inside `register`.
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
@@ -17,8 +18,9 @@ from cutout_mcp.core import edits
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import EditResult
 from cutout_mcp.core.validation import url_pattern
-from cutout_mcp.server import texts
+from cutout_mcp.server import spend, texts
 from cutout_mcp.server.calls import app_of, call_result
+from cutout_mcp.server.spend import SpendConfirmation
 
 if TYPE_CHECKING:
     EditModelName = str
@@ -28,7 +30,22 @@ else:
     AspectRatio = Literal[catalog.ASPECT_RATIOS]
 
 
-def register(server: MCPServer[AppContext], settings: Settings, principal: Callable[[], str]) -> None:
+def register(
+    server: MCPServer[AppContext],
+    settings: Settings,
+    principal: Callable[[], str],
+    confirm_seconds: float = spend.CONFIRM_SECONDS,
+) -> None:
+    async def check_edit(
+        prompt: str, image_urls: list[str], model: str, aspect_ratio: str, ctx: Context[AppContext, Any]
+    ) -> edits.EditPlan:
+        return await edits.plan_edit(app_of(ctx), principal(), prompt, image_urls, model, aspect_ratio)
+
+    async def confirm_edit(
+        plan: Annotated[edits.EditPlan, Resolve(check_edit)], ctx: Context[AppContext, Any]
+    ) -> Elicit[SpendConfirmation] | SpendConfirmation:
+        return await spend.ask(plan, ctx, confirm_seconds)
+
     EditImageUrl = Annotated[
         str,
         Field(
@@ -62,6 +79,8 @@ def register(server: MCPServer[AppContext], settings: Settings, principal: Calla
             ),
         ],
         ctx: Context[AppContext, Any],
+        plan: Annotated[edits.EditPlan, Resolve(check_edit)],
+        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_edit)],
         model: Annotated[
             EditModelName,
             Field(description="The editing model; see the tool description for prices and limits."),
@@ -71,5 +90,6 @@ def register(server: MCPServer[AppContext], settings: Settings, principal: Calla
             Field(description="Output aspect ratio; 'original' keeps the first image's."),
         ] = "original",
     ) -> Annotated[CallToolResult, EditResult]:
-        delivered = await edits.edit_image(app_of(ctx), principal(), prompt, image_urls, model, aspect_ratio)
+        consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
+        delivered = await edits.edit_image(app_of(ctx), principal(), plan, consent)
         return call_result(delivered)

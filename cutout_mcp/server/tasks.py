@@ -10,7 +10,12 @@ task to a client that did not ask on that very request.
 
 Decisions:
 - The tool runs in a task group owned by the server lifespan (`running()`),
-  not by the request, so it outlives the client's ~60 s call limit. Inside a
+  not by the request, so it outlives the client's ~60 s call limit. The
+  task is created only when the tool body calls `begin_task()`, after its
+  free checks and any spend confirmation (`server.spend`): the 2026-07-28
+  confirmation question rides the `tools/call` result itself, so it is
+  answered directly, as is a refusal or a bad argument, and no task exists
+  for a call that never spent anything. Inside a
   task the tool waits until the job finishes, bounded by
   `TASK_MAX_WAIT_SECONDS`, and reports progress through the task's
   `statusMessage` (SEP-2663 does not carry progress notifications on tasks).
@@ -156,6 +161,34 @@ class TaskRecord:
 _CURRENT: contextvars.ContextVar[TaskRecord | None] = contextvars.ContextVar("cutout_task", default=None)
 
 
+@dataclass
+class _Opening:
+    """A task tool's call on its way to becoming a task; `decided` is set once it is one, or has ended."""
+
+    extension: TasksExtension
+    tool: str
+    decided: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    record: TaskRecord | None = None
+    result: HandlerResult = None
+    error: Exception | None = None
+
+
+_OPENING: contextvars.ContextVar[_Opening | None] = contextvars.ContextVar("cutout_task_opening", default=None)
+
+
+def begin_task() -> bool:
+    """Called by a task tool's body once its checks and any spend confirmation passed: a call from a client
+    that declared the extension becomes a task here (its handle goes back to the client). Returns
+    `in_task()`."""
+    opening = _OPENING.get()
+    if opening is not None and opening.record is None:
+        opening.record = opening.extension._open(opening)
+        _CURRENT.set(opening.record)
+        opening.decided.set()
+    return in_task()
+
+
 def in_task() -> bool:
     """True while a tool runs as a task: it may wait past the client's call limit."""
     return _CURRENT.get() is not None
@@ -221,46 +254,74 @@ class TasksExtension(Extension):
     ) -> HandlerResult:
         if params.name not in self._task_tools or not _declared(ctx) or self._group is None:
             return await call_next(ctx)
+        # The call starts in the background, but becomes a task only when the tool body calls
+        # `begin_task()`, i.e. once its free checks and any spend confirmation are behind it. What ends the
+        # call before that (an `input_required` question, a refusal, a bad argument) answers it directly.
+        opening = _Opening(self, params.name)
+        self._group.start_soon(self._run, opening, ctx, call_next)
+        try:
+            await opening.decided.wait()
+        except anyio.get_cancelled_exc_class():
+            if opening.record is None:  # the caller gave up before anything became a task
+                opening.scope.cancel()
+            raise
+        if opening.record is not None:
+            return CreateTaskResult(**self._handle(opening.record))
+        if opening.error is not None:
+            raise opening.error
+        return opening.result
+
+    def _open(self, opening: _Opening) -> TaskRecord:
         self._sweep()
         now = utc(self._clock)
         record = TaskRecord(
             task_id=f"task_{secrets.token_urlsafe(24)}",
             owner=self._principal(),
-            tool=params.name,
+            tool=opening.tool,
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(milliseconds=self._ttl_ms),
-            status_message=f"{params.name} is starting.",
+            status_message=f"{opening.tool} is starting.",
+            scope=opening.scope,
             clock=self._clock,
         )
         self._tasks[record.task_id] = record  # resolvable before the handle is returned (SEP-2663)
-        self._group.start_soon(self._run, record, ctx, call_next)
-        logger.info("Started task %s… for %s", record.task_id[:10], params.name)
-        return CreateTaskResult(**self._handle(record))
+        logger.info("Started task %s… for %s", record.task_id[:10], opening.tool)
+        return record
 
-    async def _run(self, record: TaskRecord, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> None:
-        _CURRENT.set(record)  # this background task runs in its own copy of the context
-        with record.scope:
+    async def _run(self, opening: _Opening, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> None:
+        _OPENING.set(opening)  # this background task runs in its own copy of the context
+        out: HandlerResult = None
+        error: Exception | None = None
+        with opening.scope:
             try:
                 out = await call_next(ctx)
-                if isinstance(out, ErrorData):
-                    raise MCPError.from_error_data(out)
-                payload: dict[str, Any] = (
-                    out.model_dump(by_alias=True, mode="json", exclude_none=True)
-                    if isinstance(out, BaseModel)
-                    else dict(out or {})
-                )
-                payload.pop("resultType", None)
-                self._finish(record, "completed", result=payload)  # an isError result is still "completed"
-            except MCPError as exc:
-                error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
-                self._finish(record, "failed", error=error, message=exc.error.message)
-            except Exception:
-                logger.exception("Task for %s failed unexpectedly", record.tool)
-                message = f"{record.tool} failed unexpectedly. {record.resume_hint or ''}".strip()
-                self._finish(record, "failed", error={"code": -32603, "message": message}, message=message)
-        if record.scope.cancelled_caught:
+            except Exception as exc:
+                error = exc
+        record = opening.record
+        if record is None:  # ended before it became a task: the interceptor answers with this
+            opening.result, opening.error = out, error
+            opening.decided.set()
+            return
+        if opening.scope.cancelled_caught:
             self._finish(record, "cancelled", message=_cancelled_message(record))
+        elif isinstance(error, MCPError) or isinstance(out, ErrorData):
+            data = error.error if isinstance(error, MCPError) else out
+            assert isinstance(data, ErrorData)
+            error_data = data.model_dump(by_alias=True, mode="json", exclude_none=True)
+            self._finish(record, "failed", error=error_data, message=data.message)
+        elif error is not None:
+            logger.error("Task for %s failed unexpectedly", record.tool, exc_info=error)
+            message = f"{record.tool} failed unexpectedly. {record.resume_hint or ''}".strip()
+            self._finish(record, "failed", error={"code": -32603, "message": message}, message=message)
+        else:
+            payload: dict[str, Any] = (
+                out.model_dump(by_alias=True, mode="json", exclude_none=True)
+                if isinstance(out, BaseModel)
+                else dict(out or {})
+            )
+            payload.pop("resultType", None)
+            self._finish(record, "completed", result=payload)  # an isError result is still "completed"
 
     def _finish(
         self,

@@ -35,6 +35,19 @@ result_url) or 'failed'. An identical generate_video call while the job runs ret
 cost; force_new=true pays for another one, so use it only when the user asks for a second video.
 """
 
+
+def confirm_note(above: int | None) -> str:
+    """Told to the assistant when CUTOUT_CONFIRM_SPEND is on, so a refusal is not retried in a loop."""
+    if above is None:
+        return ""
+    which = "every paid call" if above == 0 else f"every paid call costing more than {above} credits"
+    return (
+        f"\nThe user is asked to confirm {which} before anything is spent. If they decline, or their client "
+        "cannot ask, the call fails and nothing is charged: do not call it again unless the user asks, and "
+        "tell them how to change CUTOUT_CONFIRM_SPEND if the error says so.\n"
+    )
+
+
 GENERATE_VIDEO = (
     f"Turn a still image into a short video with cutout.pro. COSTS {catalog.VIDEO_CREDITS} CREDITS "
     "per call, whatever the outcome. Submits the job, then waits up to wait_seconds for it while "
@@ -42,13 +55,14 @@ GENERATE_VIDEO = (
     "resume it with get_video_result(id). Do not call this again for the same request: while an "
     "identical job (same image_url and prompt) is unfinished, that job is returned instead, free; "
     "force_new=true pays for a new one anyway. A client "
-    "that supports MCP tasks gets a task instead, which waits for the finished video."
+    "that supports MCP tasks gets a task instead, which waits for the finished video. A finished "
+    "video usually comes with a contact sheet (four frames in one image) so you can check what was made."
 )
 
 GET_VIDEO_RESULT = (
     "Read a video job started by generate_video (free). With wait_seconds > 0, waits up to that "
     "long for it to finish while reporting progress. Returns the job; when status is 'succeeded', "
-    "result_url is the video."
+    "result_url is the video, usually with a contact sheet (four frames in one image) showing it."
 )
 
 EDIT_IMAGE = (

@@ -1,5 +1,5 @@
 """generate_video and get_video_result: schemas, annotations and the task hand-off; the work is in
-`core.videos`.
+`core.videos`, the spend confirmation in `server.spend`.
 
 This module has no `from __future__ import annotations`: the SDK reads the tools' annotations at
 registration, and some are built from settings inside `register`.
@@ -8,7 +8,7 @@ registration, and some are built from settings inside `register`.
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
@@ -18,9 +18,10 @@ from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.validation import url_pattern
-from cutout_mcp.server import texts
+from cutout_mcp.server import spend, texts
 from cutout_mcp.server.calls import app_of, call_result, progress_sender
-from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, in_task, set_status
+from cutout_mcp.server.spend import SpendConfirmation
+from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, begin_task, set_status
 
 JobId = Annotated[
     Annotated[int, Field(ge=1, le=catalog.MAX_JOB_ID)] | Annotated[str, Field(pattern=r"^\s*[0-9]{1,19}\s*$")],
@@ -35,7 +36,22 @@ def _show_in_task(job_id: int, credits: int) -> None:
     )
 
 
-def register(server: MCPServer[AppContext], settings: Settings, principal: Callable[[], str]) -> None:
+def register(
+    server: MCPServer[AppContext],
+    settings: Settings,
+    principal: Callable[[], str],
+    confirm_seconds: float = spend.CONFIRM_SECONDS,
+) -> None:
+    async def check_video(
+        image_url: str, prompt: str | None, force_new: bool, ctx: Context[AppContext, Any]
+    ) -> videos.VideoPlan:
+        return await videos.plan_video(app_of(ctx), principal(), image_url, prompt, force_new=force_new)
+
+    async def confirm_video(
+        plan: Annotated[videos.VideoPlan, Resolve(check_video)], ctx: Context[AppContext, Any]
+    ) -> Elicit[SpendConfirmation] | SpendConfirmation:
+        return await spend.ask(plan, ctx, confirm_seconds)
+
     VideoImageUrl = Annotated[
         str,
         Field(
@@ -56,6 +72,8 @@ def register(server: MCPServer[AppContext], settings: Settings, principal: Calla
     async def generate_video(
         image_url: VideoImageUrl,
         ctx: Context[AppContext, Any],
+        plan: Annotated[videos.VideoPlan, Resolve(check_video)],
+        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_video)],
         prompt: Annotated[
             str | None,
             Field(
@@ -74,14 +92,16 @@ def register(server: MCPServer[AppContext], settings: Settings, principal: Calla
             ),
         ] = False,
     ) -> Annotated[CallToolResult, VideoJob]:
-        tasked = in_task()  # no client call limit applies: wait for the job itself, within a generous bound
+        consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
+        # Checked and confirmed: from here a task-declaring client gets a task, and no client call limit
+        # applies to it, so it waits for the job itself, within a generous bound.
+        tasked = begin_task()
         delivered = await videos.generate_video(
             app_of(ctx),
             principal(),
-            image_url,
-            prompt,
+            plan,
+            consent=consent,
             wait_seconds=TASK_MAX_WAIT_SECONDS if tasked else wait_seconds,
-            force_new=force_new,
             on_progress=progress_sender(ctx),
             on_submitted=_show_in_task if tasked else None,
         )
