@@ -39,6 +39,7 @@ _ENV = {
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
+    "database_url": "CUTOUT_DATABASE_URL",
     "preflight": "CUTOUT_PREFLIGHT",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
     "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
@@ -51,6 +52,7 @@ _ENV = {
 }
 _FILES = {
     "api_key": "CUTOUT_API_KEY_FILE",
+    "database_url": "CUTOUT_DATABASE_URL_FILE",
     "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE",
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
 }
@@ -93,6 +95,10 @@ class Settings(BaseModel):
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
+    database_url: SecretStr | None = None
+    """A postgresql:// URL: shared state for several replicas (see core.storage); unset uses state_dir."""
+    stateless: bool = False
+    """streamable-http without sessions (--stateless), so 2025-11-25 clients need no sticky routing."""
     preflight: bool = True
     """Fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
     mcp_tokens: tuple[SecretStr, ...] = ()
@@ -117,6 +123,20 @@ class Settings(BaseModel):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        """Blank means unset; anything else must be a PostgreSQL URL (the value is never echoed)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        raw = raw.strip()
+        if not raw:
+            return None
+        if not raw.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset to use the SQLite file in CUTOUT_STATE_DIR)")
+        return raw
 
     @field_validator("base_url")
     @classmethod

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.ledger import FILE_NAME
+from cutout_mcp.core.storage import FILE_NAME
 
 from .conftest import FakeClock, connect, envelope, video_job
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text_of
