@@ -40,6 +40,7 @@ _ENV = {
     "state_dir": "CUTOUT_STATE_DIR",
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
     "database_url": "CUTOUT_DATABASE_URL",
+    "task_lease_seconds": "CUTOUT_TASK_LEASE_SECONDS",
     "preflight": "CUTOUT_PREFLIGHT",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
     "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
@@ -97,6 +98,8 @@ class Settings(BaseModel):
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
     database_url: SecretStr | None = None
     """A postgresql:// URL: shared state for several replicas (see core.storage); unset uses state_dir."""
+    task_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+    """How long a task's process may be silent before another process adopts the task (renewed every third)."""
     stateless: bool = False
     """streamable-http without sessions (--stateless), so 2025-11-25 clients need no sticky routing."""
     preflight: bool = True

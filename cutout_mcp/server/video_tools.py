@@ -32,6 +32,8 @@ def _show_in_task(job_id: int, credits: int) -> None:
     set_status(
         texts.task_submitted(job_id, credits),
         resume_hint=texts.task_resume_hint(job_id, videos.next_step(job_id)),
+        job_id=job_id,
+        credits=credits,
     )
 
 
