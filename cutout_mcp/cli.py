@@ -21,6 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings
+from cutout_mcp.core.storage import check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
 from cutout_mcp.server.auth import require_auth_for_public_bind
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "CUTOUT_ALLOWED_ORIGINS, CUTOUT_MCP_TOKEN or CUTOUT_MCP_TOKEN_FILE (bearer tokens, required off "
         "loopback), CUTOUT_OAUTH_ISSUER + CUTOUT_OAUTH_INTROSPECTION_URL + CUTOUT_OAUTH_RESOURCE_URL "
         "(OAuth instead of tokens; optional CUTOUT_OAUTH_CLIENT_ID, CUTOUT_OAUTH_CLIENT_SECRET[_FILE], "
-        "CUTOUT_OAUTH_REQUIRED_SCOPES), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE.",
+        "CUTOUT_OAUTH_REQUIRED_SCOPES), CUTOUT_MAX_REQUEST_BODY, CUTOUT_PREFLIGHT=off, CUTOUT_API_KEY_FILE, "
+        "CUTOUT_DATABASE_URL[_FILE] (PostgreSQL for several replicas), CUTOUT_TASK_LEASE_SECONDS.",
     )
     parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)
@@ -64,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="browser Origin allowed to call the HTTP transports (repeatable)",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        default=None,
+        help="streamable-http without sessions, so 2025-11-25 clients need no sticky load balancing "
+        "(no server-to-client stream outside a request; see the README)",
+    )
     sandbox = parser.add_argument_group("sandbox", "run against a local cutout.pro stand-in; no key or credits")
     sandbox.add_argument(
         "--sandbox", action="store_true", help="serve MCP wired to an in-process sandbox instead of cutout.pro"
@@ -138,6 +147,7 @@ async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
             port=settings.port,
             transport_security=security,
             max_request_body_size=settings.max_request_body_size,
+            stateless_http=settings.stateless,
         )
 
 
@@ -160,8 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
             allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+            stateless=args.stateless,
         )
         configure_logging(settings)
+        check_driver(settings)
         if settings.transport != "stdio":
             transport_security(settings)
     except ConfigError as exc:

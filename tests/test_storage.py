@@ -7,6 +7,7 @@ over only after its lease, and task records carry leases that another process ca
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +17,8 @@ import anyio
 import pytest
 
 from cutout_mcp.clock import ManualClock
-from cutout_mcp.config import Settings
+from cutout_mcp.cli import main
+from cutout_mcp.config import ConfigError, Settings
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.storage import (
     FILE_NAME,
@@ -398,3 +400,35 @@ async def test_a_write_waiting_on_another_process_never_blocks_the_event_loop(tm
     finally:
         blocker.close()
         storage.close()
+
+
+# --- choosing the backend ----------------------------------------------------------------------
+
+
+def test_the_database_url_is_a_secret_and_must_be_postgresql() -> None:
+    url = "postgresql://cutout:s3cret-Passw0rd@db.internal:5432/jobs"
+    settings = Settings.load({"CUTOUT_DATABASE_URL": url})
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == url
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in settings.model_dump_json()
+    assert Settings.load({"CUTOUT_DATABASE_URL": "  "}).database_url is None, "blank means the SQLite default"
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({"CUTOUT_DATABASE_URL": "mysql://root:hunter2@db/jobs"})
+    assert "CUTOUT_DATABASE_URL" in str(refused.value)
+    assert "postgresql://" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_missing_driver_stops_the_cli_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("psycopg") else real_find_spec(name, *a)
+    )
+    monkeypatch.setenv("CUTOUT_DATABASE_URL", "postgresql://cutout:s3cret-Passw0rd@db.internal/jobs")
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert "pip install 'cutout-mcp[postgres]'" in error
+    assert "s3cret" not in error
