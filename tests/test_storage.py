@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cutout_mcp.clock import ManualClock
 from cutout_mcp.cli import main
+from cutout_mcp.clock import ManualClock
 from cutout_mcp.config import ConfigError, Settings
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.storage import (

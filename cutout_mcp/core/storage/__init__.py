@@ -30,7 +30,7 @@ from cutout_mcp.core.storage.base import (
     TaskStatus,
     Unrecorded,
 )
-from cutout_mcp.core.storage.sqlite import FILE_NAME, MEMORY, SqliteStorage
+from cutout_mcp.core.storage.sqlite import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, SqliteStorage, is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +84,27 @@ async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncI
     else:
         try:
             storage = await anyio.to_thread.run_sync(SqliteStorage.open_in, settings.state_dir, clock)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):  # a private in-memory ledger would break the guarantees shared with them
+                raise StorageError(
+                    f"The job ledger in {settings.state_dir} stayed locked by another cutout-mcp process for "
+                    f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again."
+                ) from exc
+            storage = _in_memory(settings, clock, exc)
         except (OSError, sqlite3.Error) as exc:
-            logger.warning(
-                "Cannot use the job ledger in %s (%s): jobs are remembered only until this server stops. "
-                "Set CUTOUT_STATE_DIR to a writable folder.",
-                settings.state_dir,
-                exc,
-            )
-            storage = SqliteStorage(MEMORY, clock)
+            storage = _in_memory(settings, clock, exc)
     try:
         yield storage
     finally:
         with anyio.CancelScope(shield=True):
             await storage.aclose()
+
+
+def _in_memory(settings: Settings, clock: Clock | None, exc: Exception) -> Storage:
+    logger.warning(
+        "Cannot use the job ledger in %s (%s): jobs are remembered only until this server stops. "
+        "Set CUTOUT_STATE_DIR to a writable folder.",
+        settings.state_dir,
+        exc,
+    )
+    return SqliteStorage(MEMORY, clock)

@@ -65,9 +65,12 @@ class SqliteStorage(Storage):
         self.path = str(path)
         self._clock = clock or SystemClock()
         self._memory = self.path == MEMORY
-        self._inline = _connect(self.path, busy_ms=0)
+        # Opening waits for other processes (one may be migrating); afterwards the event loop's
+        # connection never waits: a busy database sends the call to the worker thread instead.
+        self._inline = _connect(self.path, busy_ms=0 if self._memory else BUSY_TIMEOUT_MS)
         try:
-            _migrate(self._inline, self._memory)
+            _migrate(self._inline)
+            self._inline.execute("PRAGMA busy_timeout = 0")
         except schema.NewerSchemaError as exc:
             self._inline.close()
             raise StorageError(f"The job ledger {self.path} cannot be used: {exc}.") from exc
@@ -101,7 +104,7 @@ class SqliteStorage(Storage):
                 try:
                     return fn(self._inline, *args)
                 except sqlite3.OperationalError as exc:
-                    if self._worker is None or not _busy(exc):
+                    if self._worker is None or not is_busy(exc):
                         raise
             assert self._worker is not None
             if self._limiter is None:  # made on the event loop, at first use
@@ -256,7 +259,8 @@ def _connect(path: str, *, busy_ms: int) -> Db:
     return db
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return int(code) & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
@@ -275,25 +279,21 @@ def _immediate(db: Db) -> Iterator[Db]:
     db.execute("COMMIT")
 
 
-def _migrate(db: Db, memory: bool) -> None:
+def _migrate(db: Db) -> None:
     # The first process to take the write lock migrates; the others wait for it (up to the busy
     # timeout) and then find the schema current.
-    db.execute(f"PRAGMA busy_timeout = {0 if memory else BUSY_TIMEOUT_MS}")
-    try:
-        with _immediate(db):
-            db.execute(schema.VERSION_TABLE)
-            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = int(row[0] or 0)
-            steps = schema.pending(current, schema.SQLITE)
-            for number, statements in steps:
-                for statement in statements:
-                    db.execute(statement)
-                logger.info("Ledger schema upgraded to version %s", number)
-            if steps:
-                db.execute("DELETE FROM schema_version")
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.VERSION,))
-    finally:
-        db.execute("PRAGMA busy_timeout = 0")
+    with _immediate(db):
+        db.execute(schema.VERSION_TABLE)
+        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = int(row[0] or 0)
+        steps = schema.pending(current, schema.SQLITE)
+        for number, statements in steps:
+            for statement in statements:
+                db.execute(statement)
+            logger.info("Ledger schema upgraded to version %s", number)
+        if steps:
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.VERSION,))
 
 
 def _execute(db: Db, sql: str, params: tuple[Any, ...]) -> int:
