@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -268,6 +268,17 @@ def default_state_dir(environ: Mapping[str, str] | None = None, platform: str | 
     xdg = env.get("XDG_STATE_HOME", "")
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "state"
     return base / "cutout-mcp"
+
+
+def database_secrets(url: str) -> list[str]:
+    """The parts of a database URL that must never be shown: the URL itself and its password
+    (in the authority or as a `password=` query parameter)."""
+    parts = urlsplit(url)
+    found = [url]
+    if parts.password:
+        found.append(parts.password)
+    found += [value for key, value in parse_qsl(parts.query) if key == "password" and value]
+    return found
 
 
 def is_loopback_host(host: str) -> bool:

@@ -44,7 +44,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 class Replicas:
     """N `cutout-mcp --transport streamable-http` processes sharing one state."""
 
-    def __init__(self, sandbox: Sandbox, count: int, **env: str) -> None:
+    def __init__(self, sandbox: Sandbox, count: int, *flags: str, **env: str) -> None:
         self.ports = [free_port() for _ in range(count)]
         shared = {
             "CUTOUT_API_KEY": sandbox.api_key,
@@ -56,7 +56,7 @@ class Replicas:
         }
         self.processes = [
             subprocess.Popen(
-                [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port)],
+                [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port), *flags],
                 env={**os.environ, **shared},
                 stdout=subprocess.DEVNULL,
             )
@@ -85,8 +85,8 @@ class Replicas:
 
 
 @asynccontextmanager
-async def replicas(sandbox: Sandbox, count: int, **env: str) -> AsyncIterator[Replicas]:
-    group = Replicas(sandbox, count, **env)
+async def replicas(sandbox: Sandbox, count: int, *flags: str, **env: str) -> AsyncIterator[Replicas]:
+    group = Replicas(sandbox, count, *flags, **env)
     try:
         yield await group.started()
     finally:
@@ -246,3 +246,29 @@ async def test_two_sqlite_processes_on_one_state_folder_submit_identical_calls_o
     assert len({r.structured_content["id"] for r in results}) == 1
     assert sorted(r.structured_content["credits_charged"] for r in results) == [0, 0, 0, 0, 0, 5]
     assert sandbox.state.requests[GENERATE] == 1
+
+
+async def test_stateless_replicas_serve_a_2025_11_25_client_without_affinity(
+    sandbox: Sandbox, database_url: str
+) -> None:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    with anyio.fail_after(90):
+        async with (
+            replicas(sandbox, 2, "--stateless", CUTOUT_DATABASE_URL=database_url) as group,
+            client(group.ports, mode="legacy") as legacy,
+        ):
+            started = await legacy.call_tool(
+                "generate_video", {"image_url": sandbox.url("/samples/photo.jpg"), "wait_seconds": 0}
+            )
+            assert started.is_error is False, text_of(started)
+            job_id = started.structured_content["id"]
+            finished = await legacy.call_tool(
+                "get_video_result", {"id": job_id, "wait_seconds": 30}, progress_callback=on_progress
+            )
+    assert finished.structured_content["status"] == "succeeded"
+    assert progress, "progress still arrives on the call's own response stream"
+    assert progress[-1] == 100

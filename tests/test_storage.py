@@ -432,3 +432,18 @@ def test_a_missing_driver_stops_the_cli_naming_the_extra(
     error = capsys.readouterr().err
     assert "pip install 'cutout-mcp[postgres]'" in error
     assert "s3cret" not in error
+
+
+def test_the_database_password_is_scrubbed_from_every_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from cutout_mcp.logs import configure_logging
+
+    url = "postgresql://cutout:s3cret-Passw0rd@db.internal/jobs?password=other-S3cret"
+    configure_logging(Settings(database_url=url, log_level="INFO"))
+    logging.getLogger("psycopg.pool").warning("error connecting in 'pool-1': %s", url)
+    logging.getLogger("psycopg.pool").warning("password=other-S3cret rejected")
+    logged = capsys.readouterr().err
+    assert "error connecting" in logged
+    assert "s3cret-Passw0rd" not in logged
+    assert "other-S3cret" not in logged

@@ -407,7 +407,7 @@ class TasksExtension(Extension):
             await self._tick(self._lease / 3)
             try:
                 await self.maintain()
-            except StorageError:
+            except Exception:  # the storage may be down for a moment: never end the server for it
                 logger.warning("Task maintenance failed; retrying at the next pass", exc_info=True)
 
     async def maintain(self) -> None:

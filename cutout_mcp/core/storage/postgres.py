@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cutout_mcp.clock import Clock, SystemClock
+from cutout_mcp.config import database_secrets
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
 from cutout_mcp.core.storage import schema
 from cutout_mcp.core.storage.base import (
@@ -64,9 +65,10 @@ def describe(url: str) -> str:
 
 
 def redact(text: str, url: str) -> str:
-    """`text` with the URL's password (if any) blanked, as a driver message may quote the conninfo."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    """`text` without the URL or its password, as a driver message may quote the conninfo."""
+    for secret in sorted(database_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PostgresStorage(Storage):
