@@ -447,3 +447,15 @@ def test_the_database_password_is_scrubbed_from_every_log_line(capsys: pytest.Ca
     assert "error connecting" in logged
     assert "s3cret-Passw0rd" not in logged
     assert "other-S3cret" not in logged
+
+
+def test_sandbox_mode_never_writes_to_a_shared_database() -> None:
+    from types import SimpleNamespace
+
+    from cutout_mcp.sandbox_mode import sandbox_settings
+
+    shared = Settings(database_url="postgresql://cutout@db.internal/jobs", credit_budget=100)
+    sandbox = SimpleNamespace(api_key="sandbox-key", base_url="http://127.0.0.1:8787")
+    sandboxed = sandbox_settings(shared, sandbox)  # type: ignore[arg-type]
+    assert sandboxed.database_url is None, "sandbox jobs go to a throwaway SQLite ledger"
+    assert sandboxed.credit_budget is None
