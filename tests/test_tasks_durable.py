@@ -23,7 +23,7 @@ from cutout_mcp.server import build_server
 from cutout_mcp.server.tasks import CreateTaskResult
 
 from .conftest import FAST_RETRY, FakeClock, envelope, video_job
-from .tasks_client import TasksClient, get_task
+from .tasks_client import TasksClient, cancel_task, get_task
 from .test_tasks import ARGS, GENERATE, JOB_ID, RESULT, BlockingClock
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +144,25 @@ async def test_a_ledger_fault_when_creating_a_task_falls_back_to_the_ordinary_ca
     assert isinstance(raw, CallToolResult), "no task handle that no other server could find"
     assert raw.structured_content is not None
     assert raw.structured_content["id"] == JOB_ID
+
+
+async def test_a_task_cancelled_through_another_server_is_cancelled_everywhere(
+    shared: Settings, upstream: respx.MockRouter
+) -> None:
+    upstream.post(GENERATE).respond(json=envelope(JOB_ID))
+    upstream.get(RESULT).respond(json=envelope(video_job(percentage=30)))
+    running = BlockingClock()
+    async with server(shared, running) as first:
+        handle = await first.session.call_tool("generate_video", ARGS, allow_claimed=True)
+        assert isinstance(handle, CreateTaskResult)
+        await running.sleeping.wait()
+        await anyio.wait_all_tasks_blocked()
+        async with server(shared, FakeClock()) as other:
+            await cancel_task(other.session, handle.task_id)
+            seen_there = await get_task(other.session, handle.task_id)
+        seen_here = await get_task(first.session, handle.task_id)
+    for task in (seen_there, seen_here):
+        assert task.status == "cancelled"
+        assert task.status_message is not None
+        assert "cannot be cancelled at cutout.pro" in task.status_message
+        assert f"id={JOB_ID}" in task.status_message, "the job to resume with is named"
