@@ -19,7 +19,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import call_overhead, cold_start, contact_sheet, many_jobs, poll_efficiency
+from bench import call_overhead, cold_start, contact_sheet, many_jobs, poll_efficiency, replicas, storage_ops
 from bench._common import BENCH_DIR, Row, table
 
 RESULTS = BENCH_DIR / "results.md"
@@ -37,6 +37,8 @@ def main() -> None:
         ("cold start", lambda: anyio.run(cold_start.run, runs)),
         ("call overhead", lambda: anyio.run(call_overhead.run, calls)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
+        ("replicas", lambda: anyio.run(replicas.run, jobs)),
+        ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
         ("poll efficiency", poll_efficiency.run),
         ("contact sheet", lambda: contact_sheet.run(3 if args.quick else 7)),
     ]

@@ -21,6 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings, environment_help
+from cutout_mcp.core.storage import check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
 from cutout_mcp.server.auth import require_auth_for_public_bind
@@ -60,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="browser Origin allowed to call the HTTP transports (repeatable)",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        default=None,
+        help="streamable-http without sessions, so 2025-11-25 clients need no sticky load balancing "
+        "(no server-to-client stream outside a request; see the README)",
+    )
     sandbox = parser.add_argument_group("sandbox", "run against a local cutout.pro stand-in; no key or credits")
     sandbox.add_argument(
         "--sandbox", action="store_true", help="serve MCP wired to an in-process sandbox instead of cutout.pro"
@@ -134,6 +142,7 @@ async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
             port=settings.port,
             transport_security=security,
             max_request_body_size=settings.max_request_body_size,
+            stateless_http=settings.stateless,
         )
 
 
@@ -156,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
             allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+            stateless=args.stateless,
         )
         configure_logging(settings)
+        check_driver(settings)
         if settings.transport != "stdio":
             transport_security(settings)
     except ConfigError as exc:

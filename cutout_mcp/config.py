@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -40,6 +40,8 @@ _ENV = {
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
+    "database_url": "CUTOUT_DATABASE_URL",
+    "task_lease_seconds": "CUTOUT_TASK_LEASE_SECONDS",
     "preflight": "CUTOUT_PREFLIGHT",
     "confirm_spend": "CUTOUT_CONFIRM_SPEND",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
@@ -53,6 +55,7 @@ _ENV = {
 }
 _FILES = {
     "api_key": "CUTOUT_API_KEY_FILE",
+    "database_url": "CUTOUT_DATABASE_URL_FILE",
     "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE",
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
 }
@@ -106,6 +109,12 @@ class Settings(BaseModel):
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
+    database_url: SecretStr | None = None
+    """A postgresql:// URL: shared state for several replicas (see core.storage); unset uses state_dir."""
+    task_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+    """How long a task's process may be silent before another process adopts the task (renewed every third)."""
+    stateless: bool = False
+    """streamable-http without sessions (--stateless), so 2025-11-25 clients need no sticky routing."""
     preflight: bool = True
     """on/off: fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
     confirm_spend: str = "off"
@@ -134,6 +143,20 @@ class Settings(BaseModel):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        """Blank means unset; anything else must be a PostgreSQL URL (the value is never echoed)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        raw = raw.strip()
+        if not raw:
+            return None
+        if not raw.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset to use the SQLite file in CUTOUT_STATE_DIR)")
+        return raw
 
     @field_validator("base_url")
     @classmethod
@@ -302,6 +325,17 @@ def default_state_dir(environ: Mapping[str, str] | None = None, platform: str | 
     xdg = env.get("XDG_STATE_HOME", "")
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "state"
     return base / "cutout-mcp"
+
+
+def database_secrets(url: str) -> list[str]:
+    """The parts of a database URL that must never be shown: the URL itself and its password
+    (in the authority or as a `password=` query parameter)."""
+    parts = urlsplit(url)
+    found = [url]
+    if parts.password:
+        found.append(parts.password)
+    found += [value for key, value in parse_qsl(parts.query) if key == "password" and value]
+    return found
 
 
 def is_loopback_host(host: str) -> bool:

@@ -5,10 +5,13 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 ├── ConfigError                   config: a setting the server cannot run with
 ├── InvalidArgumentError          core.validation: an argument breaks a rule; nothing sent or charged
 │   └── ImageRefusedError         core.preflight: the image itself breaks a rule, or cannot be fetched
-├── BudgetExceededError           core.ledger: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
+├── BudgetExceededError           core.storage: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
 ├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent
-├── StorageError                  core.ledger: the ledger cannot be read or written
+├── StorageError                  core.storage: the ledger (SQLite or PostgreSQL) cannot be used
 │   └── LedgerUnavailableError    core.paid: so a paid call was stopped before it was sent
+├── GuardLostError                core.storage: this call's expired guard was taken over before it paid; nothing sent
+├── UnrecordedChargeError         core.paid: an identical request may have been charged, id unknown
+├── GuardBusyError                core.paid: another process is still submitting the identical request
 ├── DownloadError                 core.downloads: a local copy could not be made (the result stays)
 ├── JobError                      core.videos, core.edits: a job or edit failed, or is not yours
 └── CutoutError                   upstream.errors: cutout.pro failed; that tree is drawn there

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from cutout_mcp.config import Settings
+from cutout_mcp.config import Settings, database_secrets
 
 REDACTED = "[REDACTED]"
 
@@ -42,10 +42,13 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Send every log record to stderr, scrubbed of the API key and the OAuth client secret."""
+    """Send every log record to stderr, scrubbed of the API key, the OAuth client secret and the
+    database URL's password."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     secrets = [s.get_secret_value() for s in (settings.api_key, settings.oauth_client_secret) if s]
+    if settings.database_url is not None:
+        secrets += database_secrets(settings.database_url.get_secret_value())
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

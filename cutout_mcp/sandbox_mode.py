@@ -57,7 +57,8 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     """`settings` pointed at the running sandbox, with its key and its image URLs trusted.
 
     Sandbox jobs die with the sandbox, so they get a throwaway ledger (removed at exit) instead of
-    the user's real one, and sandbox credits are not counted against a real budget.
+    the user's real one (never a shared CUTOUT_DATABASE_URL), and sandbox credits are not counted
+    against a real budget.
     """
     state_dir = Path(tempfile.mkdtemp(prefix="cutout-sandbox-state-"))
     atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
@@ -67,6 +68,7 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
             "base_url": sandbox.base_url,
             "trusted_image_origins": (sandbox.base_url,),
             "state_dir": state_dir,
+            "database_url": None,
             "credit_budget": None,
         }
     )

@@ -16,6 +16,8 @@ from cutout_mcp.config import Settings
 from cutout_mcp.server import build_server
 from cutout_mcp.upstream.client import RetryPolicy
 
+from .pgserver import PgServer, find_bindir
+
 API_KEY = "test-key-5f3b9c2e"
 BASE_URL = "https://api.cutout.test"
 MODES = ["auto", "legacy"]
@@ -111,3 +113,23 @@ def video_job(
         job.update(width=1024, height=1024, percentage=100)
     job.update(extra)
     return job
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL cluster for the whole run (skipped only where its binaries are missing)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install the 'postgresql' package")
+    pytest.importorskip("psycopg_pool", reason="the postgres extra is not installed")
+    server = PgServer(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: PgServer) -> str:
+    """An empty database of its own for one test."""
+    return postgres.new_database()

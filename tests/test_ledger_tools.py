@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.ledger import FILE_NAME
+from cutout_mcp.core.storage import FILE_NAME
 
 from .conftest import FakeClock, connect, envelope, video_job
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer, text_of
@@ -272,3 +272,32 @@ async def test_a_video_paid_for_keeps_its_id_when_the_ledger_cannot_record_it(
     assert result.structured_content["id"] == JOB_ID
     assert result.structured_content["credits_charged"] == 5
     assert "ledger" in result.structured_content["message"].lower()
+
+
+async def test_an_identical_call_after_a_submit_that_may_have_charged_is_refused_until_force_new(
+    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    submits = upstream.post(GENERATE).mock(
+        side_effect=[
+            httpx.ReadTimeout("no answer"),
+            httpx.Response(200, json=envelope(JOB_ID)),
+            httpx.Response(200, json=envelope(JOB_ID + 1)),
+        ]
+    )
+    upstream.get(RESULT).respond(json=envelope(video_job(percentage=30)))
+    call = {"image_url": IMAGE, "prompt": "blink", "wait_seconds": 0}
+    async with connect(settings, mode, clock) as client:
+        lost = await client.call_tool("generate_video", call)
+        assert lost.is_error is True  # the answer never came: the job id is unknown
+        again = await client.call_tool("generate_video", call)
+        assert again.is_error is True
+        assert "may have been charged" in text_of(again)
+        assert "force_new=true" in text_of(again)
+        assert submits.call_count == 1, "not sent again behind the user's back"
+        other = await client.call_tool("generate_video", {**call, "prompt": "wave", "wait_seconds": 0})
+        assert other.is_error is False, "another request is not affected"
+        forced = await client.call_tool("generate_video", {**call, "force_new": True})
+        assert forced.is_error is False, text_of(forced)
+        credits = resource_json(await client.read_resource("cutout://credits"))
+    assert submits.call_count == 3
+    assert credits["spent"] == 15, "the lost submit stays counted: it may have been charged"

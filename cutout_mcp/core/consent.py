@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.ledger import BudgetExceededError, Ledger
 from cutout_mcp.core.results import CreditSummary
+from cutout_mcp.core.storage import BudgetExceededError, Storage
 from cutout_mcp.errors import CutoutMcpError
 
 SETTING = "CUTOUT_CONFIRM_SPEND"
@@ -85,7 +85,7 @@ def check_consent(above: int | None, credits: int, consent: Consent | None) -> N
         )
 
 
-async def question_for(ledger: Ledger, settings: Settings, principal: str, spend: Spend) -> str | None:
+async def question_for(ledger: Storage, settings: Settings, principal: str, spend: Spend) -> str | None:
     """The question to put to the user before `spend`, or None when the rule does not ask.
 
     A call the budget cannot cover is refused here, before anyone is asked about it.

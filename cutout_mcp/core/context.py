@@ -1,9 +1,10 @@
 """AppContext: the handles every tool body shares, opened and closed together.
 
-`open_context` is the server's lifespan minus MCP: the upstream client, the ledger, the watcher's poll
-loops, the pre-flight inspector and the downloader, closed in the reverse order (poll loops end before
-the ledger and the client close). The tool bodies in `core.videos` and `core.edits` take this object,
-so they run and are tested without an MCP client.
+`open_context` is the server's lifespan minus MCP: the upstream client, the storage (the ledger,
+the dedupe guards and the task records: SQLite in CUTOUT_STATE_DIR, or PostgreSQL at
+CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector and the downloader, closed
+in the reverse order (poll loops end before the storage and the client close). The tool bodies in
+`core.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import httpx
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.downloads import Downloads
-from cutout_mcp.core.ledger import Ledger, open_ledger
-from cutout_mcp.core.locks import KeyedLocks
 from cutout_mcp.core.paid import PaidCalls
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher, PollPolicy
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 
@@ -35,7 +35,8 @@ class AppContext:
     settings: Settings
     client: CutoutClient
     clock: Clock
-    ledger: Ledger
+    ledger: Storage
+    """Jobs, charges and the budget (and the guards and task records), shared by every process."""
     watcher: JobWatcher
     paid: PaidCalls
     downloads: Downloads
@@ -58,7 +59,7 @@ async def open_context(
     client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
     async with (
         client,
-        open_ledger(settings.state_dir, the_clock) as ledger,
+        open_storage(settings, the_clock) as ledger,
         JobWatcher(
             client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
         ).running() as watcher,
@@ -72,7 +73,19 @@ async def open_context(
             clock=the_clock,
             ledger=ledger,
             watcher=watcher,
-            paid=PaidCalls(ledger, settings.credit_budget, KeyedLocks(), settings.confirm_spend_above),
+            paid=PaidCalls(
+                ledger,
+                settings.credit_budget,
+                the_clock,
+                guard_lease=guard_lease(settings),
+                confirm_above=settings.confirm_spend_above,
+            ),
             downloads=Downloads(settings.output_dir, preview=settings.preview),
             inspector=checker,
         )
+
+
+def guard_lease(settings: Settings) -> float:
+    """How long a dedupe guard outlives a dead holder: past the longest submit (two answer timeouts,
+    covering a retried connect) plus a margin, so a live holder is never taken over."""
+    return 2 * settings.http_timeout + 30.0

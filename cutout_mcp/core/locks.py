@@ -1,9 +1,8 @@
 """One anyio lock per key, created on first use and dropped when nobody holds or awaits it.
 
-generate_video checks the ledger for an identical unfinished job and then
-submits; two identical calls must not both pass the check before either has
-recorded its job, or the user pays twice. Holding the request's lock across
-check, submit and record makes that sequence atomic within one process.
+The in-process fast path in front of the shared dedupe guard (`core.paid`): identical calls that
+reach the same process queue here on an anyio lock, so only one of them at a time asks the storage
+for the shared guard (and none polls the database while a sibling holds it).
 """
 
 from __future__ import annotations

@@ -3,7 +3,15 @@ record.
 
 Credits are real money, so the order matters and lives here once:
 
-- an identical unfinished request (when the tool names one) is returned free instead of paying again;
+- an identical unfinished request (when the tool names one) is returned free instead of paying again,
+  whichever process or replica receives the calls: the request's guard (`Storage.claim_guard`) is
+  claimed in the shared storage before the check, and held until the job is recorded; identical calls
+  in one process queue on an in-process lock in front of it (`KeyedLocks`), calls in other processes
+  poll the guard (bounded) and then find the recorded job;
+- a guard whose holder died is taken over once its lease runs out; if that holder (or any earlier
+  identical call) reserved a charge and never recorded what it bought, cutout.pro may have been paid
+  for a job whose id is lost, so the call is refused (`UnrecordedChargeError`) instead of paying again
+  silently, for `UNRECORDED_WINDOW` seconds; `force_new` pays regardless;
 - a spend that `CUTOUT_CONFIRM_SPEND` says must be confirmed, and that the caller's `Consent` does not
   cover, is refused before anything is reserved or sent (`core.consent`);
 - the charge is reserved in the ledger *before* the request leaves, so the budget check and the spend
@@ -19,21 +27,36 @@ settled whatever the caller does.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import anyio
 
+from cutout_mcp.clock import Clock
 from cutout_mcp.core.consent import Consent, check_consent
-from cutout_mcp.core.ledger import ChargeKind, Ledger, StorageError
 from cutout_mcp.core.locks import KeyedLocks
+from cutout_mcp.core.storage import ChargeKind, Guard, Storage, StorageError, Unrecorded
+from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.errors import CutoutError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+UNRECORDED_WINDOW = 15 * 60.0
+"""How long an unrecorded charge stops identical calls: longer than a video job usually stays unfinished."""
+GUARD_POLL_FIRST, GUARD_POLL_MAX = 0.05, 1.0
+"""Seconds between two looks at a guard another process holds (doubling up to the maximum)."""
+
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+"""Names this server process in guard and task leases (for logs; uniqueness comes from the token)."""
 
 
 class LedgerUnavailableError(StorageError):
@@ -41,6 +64,24 @@ class LedgerUnavailableError(StorageError):
 
     def __init__(self, cause: StorageError) -> None:
         super().__init__(f"{cause} Nothing was sent to cutout.pro or charged.")
+
+
+class UnrecordedChargeError(CutoutMcpError):
+    """An identical earlier request may have been charged without its result being recorded."""
+
+    def __init__(self, found: Unrecorded, now: float) -> None:
+        minutes = max(1, round((now - found.reserved_at) / 60))
+        super().__init__(
+            f"Not sent: an identical request (same image and prompt) made about {minutes} min ago may have been "
+            "charged by cutout.pro, but its job id was never recorded (its server process stopped, or its answer "
+            "was lost). Nothing was sent or charged now, so you are not charged twice. If a video is still wanted, "
+            "call generate_video with force_new=true (a new job, charged again)."
+        )
+        self.charge = found.charge
+
+
+class GuardBusyError(CutoutMcpError):
+    """Another process kept submitting the identical request for longer than this call waits."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +105,15 @@ class Paid(Generic[T]):
 class PaidCalls:
     """The ledger, the budget and the per-request guards every paid tool shares."""
 
-    ledger: Ledger
+    ledger: Storage
     budget: int | None
-    guards: KeyedLocks
+    clock: Clock
+    guard_lease: float = 90.0
+    """Seconds a guard stays claimed without its holder: longer than any submit (see `open_context`)."""
     confirm_above: int | None = None
     """The spend confirmation rule (`Settings.confirm_spend_above`); None never asks."""
+    guards: KeyedLocks = field(default_factory=KeyedLocks)
+    _calls: itertools.count[int] = field(default_factory=itertools.count)
 
     async def call(
         self,
@@ -84,13 +129,49 @@ class PaidCalls:
         """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought."""
         if dedupe is None:
             check_consent(self.confirm_above, credits, consent)
-            return await self._pay(principal, kind, credits, send, record)
-        async with self.guards.hold((principal, dedupe.key)):
+            return await self._pay(principal, kind, credits, send, record, None)
+        key = guard_key(principal, kind, dedupe.key)
+        async with self.guards.hold(key):
             existing = await dedupe.find()
             if existing is not None:
                 return Paid(existing, 0)
-            check_consent(self.confirm_above, credits, consent)
-            return await self._pay(principal, kind, credits, send, record)
+            guard = Guard(key, f"{PROCESS_ID}#{next(self._calls)}")
+            await self._claim(guard)
+            try:
+                existing = await dedupe.find()  # recorded by the previous holder just before it let go
+                if existing is not None:
+                    return Paid(existing, 0)
+                check_consent(self.confirm_above, credits, consent)
+                return await self._pay(principal, kind, credits, send, record, guard)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.ledger.release_guard(guard)
+                    except StorageError:  # its lease ends it anyway
+                        logger.warning("Could not release a dedupe guard", exc_info=True)
+
+    async def _claim(self, guard: Guard) -> None:
+        """Claim the shared guard, waiting (bounded by the lease) while another process holds it."""
+        give_up = self.clock.now() + self.guard_lease + GUARD_POLL_MAX
+        delay = GUARD_POLL_FIRST
+        while True:
+            try:
+                claim = await self.ledger.claim_guard(guard, self.guard_lease, UNRECORDED_WINDOW)
+            except StorageError as exc:
+                raise LedgerUnavailableError(exc) from exc
+            if claim.claimed:
+                if claim.unrecorded is not None:
+                    await self.ledger.release_guard(guard)
+                    raise UnrecordedChargeError(claim.unrecorded, self.clock.now())
+                return
+            now = self.clock.now()
+            if now >= give_up:
+                raise GuardBusyError(
+                    "Not sent: another server process has been submitting this identical request for over "
+                    f"{self.guard_lease:.0f} s. Nothing was charged; call again in a minute to get its job."
+                )
+            await self.clock.sleep(min(delay, give_up - now))
+            delay = min(delay * 2, GUARD_POLL_MAX)
 
     async def _pay(
         self,
@@ -99,10 +180,11 @@ class PaidCalls:
         credits: int,
         send: Callable[[], Awaitable[T]],
         record: Callable[[int, T], Awaitable[None]],
+        guard: Guard | None,
     ) -> Paid[T]:
         with anyio.CancelScope(shield=True):
             try:
-                charge = await self.ledger.reserve(principal, kind, credits, self.budget)
+                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard)
             except StorageError as exc:
                 raise LedgerUnavailableError(exc) from exc
             try:
@@ -118,3 +200,8 @@ class PaidCalls:
                 problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
                 return Paid(value, credits, problem)
         return Paid(value, credits)
+
+
+def guard_key(principal: str, kind: ChargeKind, key: Hashable) -> str:
+    """The request's name in the shared guard table: the same in every process, and opaque."""
+    return hashlib.sha256(repr((principal, kind, key)).encode()).hexdigest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
@@ -23,6 +24,7 @@ from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tool
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
+from cutout_mcp.server.task_resume import resume_generate_video
 from cutout_mcp.server.tasks import TasksExtension
 from cutout_mcp.upstream.client import RetryPolicy
 
@@ -41,7 +43,12 @@ def build_server(
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or SystemClock()
-    tasks = TasksExtension(task_tools=frozenset({"generate_video"}), clock=the_clock, principal=principal)
+    tasks = TasksExtension(
+        task_tools=frozenset({"generate_video"}),
+        clock=the_clock,
+        principal=principal,
+        lease_seconds=settings.task_lease_seconds,
+    )
     running = ledger_tools.Running()
 
     @asynccontextmanager
@@ -56,7 +63,7 @@ def build_server(
                 poll_policy=poll_policy,
                 inspector=inspector,
             ) as app,
-            tasks.running(),
+            tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):
             running.app = app
             try:

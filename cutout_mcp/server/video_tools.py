@@ -33,6 +33,8 @@ def _show_in_task(job_id: int, credits: int) -> None:
     set_status(
         texts.task_submitted(job_id, credits),
         resume_hint=texts.task_resume_hint(job_id, videos.next_step(job_id)),
+        job_id=job_id,
+        credits=credits,
     )
 
 
@@ -95,7 +97,7 @@ def register(
         consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
         # Checked and confirmed: from here a task-declaring client gets a task, and no client call limit
         # applies to it, so it waits for the job itself, within a generous bound.
-        tasked = begin_task()
+        tasked = await begin_task()
         delivered = await videos.generate_video(
             app_of(ctx),
             principal(),

@@ -1,0 +1,300 @@
+"""The storage interface every backend implements, and what the backends share: errors, rows, models.
+
+One small async interface holds everything that must be shared by every process serving one user or
+one team: the ledger (video jobs, charges, the budget), the dedupe guard for identical in-flight
+submits, and task records. `sqlite.SqliteStorage` keeps it in one file in `CUTOUT_STATE_DIR` (the
+zero-setup default, shared by the processes of one machine); `postgres.PostgresStorage` keeps it in
+PostgreSQL (`CUTOUT_DATABASE_URL`), shared by replicas on any number of machines. Both give the same
+guarantees, and one parametrized test suite holds them to it (`tests/test_storage.py`):
+
+- a charge is reserved before the upstream request, in the same transaction as a checked counter
+  (`spend`), so concurrent calls in any number of processes never take the spend past the budget;
+- a guard row, claimed atomically with a lease, lets one process at a time submit a given request;
+  a claim whose lease ran out (its holder died) may be taken over, and the taker is told about any
+  charge the dead holder reserved without recording what it bought (`Claim.unrecorded`);
+- a task row is written before its handle is returned, carries the lease of the process running it,
+  and is adopted by another process when that lease runs out.
+
+Times are epoch seconds from the injected clock, so replicas on several machines need synchronised
+clocks (NTP) for leases; a few seconds of skew only shortens or lengthens a lease by as much.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from cutout_mcp.clock import iso_utc
+from cutout_mcp.core.results import CreditSummary, JobStatus, LedgerJob, VideoJob
+from cutout_mcp.errors import CutoutMcpError
+
+ChargeKind = Literal["video", "edit"]
+TaskStatus = Literal["working", "input_required", "completed", "failed", "cancelled"]
+
+
+class StorageError(CutoutMcpError):
+    """The storage cannot be read or written (the message names the cause and the setting to check)."""
+
+
+class BudgetExceededError(CutoutMcpError):
+    """A paid call would take the recorded spend past CUTOUT_CREDIT_BUDGET."""
+
+    def __init__(self, price: int, spent: int, budget: int) -> None:
+        remaining = max(0, budget - spent)
+        super().__init__(
+            f"Refused before contacting cutout.pro: this call costs {price} credits, but the credit budget "
+            f"(CUTOUT_CREDIT_BUDGET={budget}) has {remaining} credits remaining ({spent} spent). Nothing was "
+            "charged. Ask the user whether to raise the budget."
+        )
+        self.price, self.spent, self.budget, self.remaining = price, spent, budget, remaining
+
+
+class GuardLostError(CutoutMcpError):
+    """The dedupe guard of this request was taken over before its charge was reserved; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A claimed dedupe guard: `key` names the request, `holder` the one call holding it."""
+
+    key: str
+    holder: str
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A charge reserved for the same request that never recorded what it bought (its process died,
+    its request failed in a way that may have charged, or recording it failed)."""
+
+    charge: int
+    reserved_at: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of `claim_guard`: claimed (possibly with an unrecorded earlier charge) or held."""
+
+    claimed: bool
+    held_until: float | None = None
+    unrecorded: Unrecorded | None = None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as every replica sees it (`server.tasks` owns what the fields mean on the wire)."""
+
+    task_id: str
+    owner: str
+    tool: str
+    status: TaskStatus
+    created_at: float
+    updated_at: float
+    expires_at: float
+    status_message: str | None = None
+    resume_hint: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    job_id: int | None = None
+    """The upstream job once submitted: what another replica needs to finish the task."""
+    credits: int = 0
+    """What the task's submit cost (0 when it reused an identical unfinished job)."""
+    lease_holder: str | None = None
+    lease_expires: float = 0.0
+
+    def with_(self, **changes: Any) -> TaskRow:
+        return replace(self, **changes)
+
+
+class Storage(ABC):
+    """Jobs, charges, the budget, dedupe guards and tasks, shared by every process of one server."""
+
+    backend: str
+    """"sqlite" or "postgresql", for logs and errors."""
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    # --- credits -----------------------------------------------------------------
+
+    @abstractmethod
+    async def reserve(
+        self, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None = None
+    ) -> int:
+        """Record a paid call about to be sent and return its charge id.
+
+        Raises BudgetExceededError when the spend would pass `budget` (checked against one counter in
+        the same transaction), and GuardLostError when `guard` is no longer held by its holder.
+        """
+
+    @abstractmethod
+    async def release(self, charge: int) -> None:
+        """Forget a reservation: cutout.pro provably did not charge for it."""
+
+    @abstractmethod
+    async def record_edit(self, charge: int, edit_id: int, model: str) -> None: ...
+
+    @abstractmethod
+    async def credits(self, principal: str, budget: int | None) -> CreditSummary: ...
+
+    # --- video jobs ----------------------------------------------------------------
+
+    @abstractmethod
+    async def record_video_job(
+        self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
+    ) -> None:
+        """Write a just-submitted job (and tie its charge to it) in one transaction."""
+
+    @abstractmethod
+    async def update_job(self, job: VideoJob) -> None:
+        """Store what a poll saw; a job the ledger never recorded is left alone."""
+
+    @abstractmethod
+    async def owner(self, job_id: int) -> str | None:
+        """Who submitted the job, or None when the ledger does not know it."""
+
+    @abstractmethod
+    async def get_job(self, principal: str, job_id: int) -> LedgerJob | None: ...
+
+    @abstractmethod
+    async def list_jobs(self, principal: str, status: JobStatus | None = None, limit: int = 20) -> list[LedgerJob]:
+        """The caller's jobs, newest first."""
+
+    @abstractmethod
+    async def find_active(self, principal: str, image_url: str, prompt: str | None) -> LedgerJob | None:
+        """The newest unfinished job for the same request, which a new submit would pay for again."""
+
+    # --- the dedupe guard ------------------------------------------------------------
+
+    @abstractmethod
+    async def claim_guard(self, guard: Guard, lease_seconds: float, unrecorded_window: float) -> Claim:
+        """Claim `guard.key` for `guard.holder` unless another holder's lease is still running.
+
+        On a claim, also report the newest charge reserved for this key within `unrecorded_window`
+        seconds that never recorded what it bought.
+        """
+
+    @abstractmethod
+    async def release_guard(self, guard: Guard) -> None: ...
+
+    # --- tasks -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_task(self, row: TaskRow) -> None: ...
+
+    @abstractmethod
+    async def get_task(self, task_id: str) -> TaskRow | None: ...
+
+    @abstractmethod
+    async def save_task(self, row: TaskRow) -> bool:
+        """Store the progress of a working task held by `row.lease_holder`; False if it is no longer
+        working or no longer held by that holder (cancelled elsewhere, or adopted)."""
+
+    @abstractmethod
+    async def finish_task(self, row: TaskRow, *, holder: str | None) -> bool:
+        """Move a working task to `row.status` (a terminal one); False if it was no longer working.
+        With `holder`, only while that holder holds the lease."""
+
+    @abstractmethod
+    async def renew_task_leases(self, holder: str, task_ids: list[str], until: float) -> set[str]:
+        """Extend the leases `holder` holds; returns the ids still working and held by it."""
+
+    @abstractmethod
+    async def adopt_tasks(self, holder: str, now: float, until: float, limit: int = 50) -> list[TaskRow]:
+        """Take over working, unexpired tasks whose lease ran out, returning them as now held."""
+
+    @abstractmethod
+    async def delete_expired_tasks(self, now: float) -> int: ...
+
+
+# --- what the backends share -------------------------------------------------------------
+
+
+class Row(Protocol):
+    """A database row read by column name (sqlite3.Row, psycopg's dict rows)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def job_from_row(row: Row) -> LedgerJob:
+    return LedgerJob(
+        id=row["id"],
+        status=row["status"],
+        percentage=row["percentage"],
+        wait_number=row["wait_number"],
+        image_url=row["image_url"],
+        prompt=row["prompt"],
+        result_url=row["result_url"],
+        cover_url=row["cover_url"],
+        credits=row["credits"],
+        created_at=iso_utc(row["created_at"]),
+        updated_at=iso_utc(row["updated_at"]),
+    )
+
+
+def credit_summary(total: int, mine: int, budget: int | None) -> CreditSummary:
+    remaining = None if budget is None else max(0, budget - total)
+    return CreditSummary(spent=mine, spent_total=total, budget=budget, remaining=remaining)
+
+
+TASK_COLUMNS = (
+    "task_id",
+    "owner",
+    "tool",
+    "status",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "status_message",
+    "resume_hint",
+    "result",
+    "error",
+    "job_id",
+    "credits",
+    "lease_holder",
+    "lease_expires",
+)
+
+
+def task_values(row: TaskRow) -> tuple[Any, ...]:
+    """The row's values in TASK_COLUMNS order, JSON fields as text (both backends store them as text)."""
+    return (
+        row.task_id,
+        row.owner,
+        row.tool,
+        row.status,
+        row.created_at,
+        row.updated_at,
+        row.expires_at,
+        row.status_message,
+        row.resume_hint,
+        None if row.result is None else json.dumps(row.result),
+        None if row.error is None else json.dumps(row.error),
+        row.job_id,
+        row.credits,
+        row.lease_holder,
+        row.lease_expires,
+    )
+
+
+def task_from_row(row: Row) -> TaskRow:
+    return TaskRow(
+        task_id=row["task_id"],
+        owner=row["owner"],
+        tool=row["tool"],
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        expires_at=row["expires_at"],
+        status_message=row["status_message"],
+        resume_hint=row["resume_hint"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=None if row["error"] is None else json.loads(row["error"]),
+        job_id=row["job_id"],
+        credits=row["credits"],
+        lease_holder=row["lease_holder"],
+        lease_expires=row["lease_expires"],
+    )

@@ -1,0 +1,361 @@
+"""The PostgreSQL backend: one database shared by any number of replicas (`CUTOUT_DATABASE_URL`).
+
+psycopg 3 with its async connection pool (the `postgres` extra). The pool is opened in the server's
+lifespan and closed at exit; each call borrows a connection for one statement or one short
+transaction, never across an upstream request, so a pool of `POOL_MAX_SIZE` serves any number of
+waiting jobs.
+
+What makes concurrent replicas safe, statement by statement (READ COMMITTED):
+
+- the budget is one counter row updated with its check in the WHERE clause
+  (`spent + credits <= budget`); PostgreSQL re-evaluates that condition on the latest row version
+  after waiting for a concurrent update, so two replicas can never both pass it on a stale read;
+- a dedupe guard is claimed with `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`, one atomic
+  statement; a reservation under a guard locks the guard row (`FOR UPDATE`) so a takeover cannot
+  slip between the holder's check and its charge;
+- task leases are taken over with `UPDATE ... WHERE lease_expires <= now ... RETURNING`, so exactly
+  one replica adopts each orphaned task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from cutout_mcp.clock import Clock, SystemClock
+from cutout_mcp.config import database_secrets
+from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
+from cutout_mcp.core.storage import schema
+from cutout_mcp.core.storage.base import (
+    TASK_COLUMNS,
+    BudgetExceededError,
+    ChargeKind,
+    Claim,
+    Guard,
+    GuardLostError,
+    Storage,
+    StorageError,
+    TaskRow,
+    Unrecorded,
+    credit_summary,
+    job_from_row,
+    task_from_row,
+    task_values,
+)
+
+logger = logging.getLogger(__name__)
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+"""Connections per replica: statements are short, so a few serve hundreds of waiting jobs."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a connection (at start-up, and for a free one from the pool)."""
+EXTRA_HINT = "pip install 'cutout-mcp[postgres]'"
+
+
+def describe(url: str) -> str:
+    """The database's address for messages: host, port and name, never the user's password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "(local socket)"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{host}{port}{parts.path}"
+
+
+def redact(text: str, url: str) -> str:
+    """`text` without the URL or its password, as a driver message may quote the conninfo."""
+    for secret in sorted(database_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class PostgresStorage(Storage):
+    """The storage in a PostgreSQL database, through an async psycopg pool."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
+        try:
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError as exc:  # the optional extra is missing: say which
+            raise StorageError(
+                f"CUTOUT_DATABASE_URL names a PostgreSQL database, but its driver is not installed: {EXTRA_HINT}."
+            ) from exc
+        self._url = url
+        self._clock = clock or SystemClock()
+        self._pool: Any = AsyncConnectionPool(
+            url,
+            min_size=POOL_MIN_SIZE,
+            max_size=POOL_MAX_SIZE,
+            open=False,
+            timeout=CONNECT_TIMEOUT,
+            kwargs={"autocommit": True},
+            name="cutout-mcp",
+        )
+
+    def _error(self, exc: Exception) -> StorageError:
+        """The one place a database failure is translated (without the URL's password)."""
+        return StorageError(
+            f"The PostgreSQL database at {describe(self._url)} cannot be used ({redact(str(exc), self._url)}). "
+            "Check CUTOUT_DATABASE_URL and that the database is reachable."
+        )
+
+    async def open(self) -> None:
+        """Connect, then create or upgrade the schema (one replica at a time)."""
+        import psycopg
+
+        try:
+            await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            async with self._transaction() as cur:
+                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.SCHEMA_LOCK_ID,))
+                await cur.execute(schema.VERSION_TABLE)
+                await cur.execute("SELECT MAX(version) AS version FROM schema_version")
+                row = await cur.fetchone()
+                steps = schema.pending(int(row["version"] or 0), schema.POSTGRES)
+                for number, statements in steps:
+                    for statement in statements:
+                        await cur.execute(statement)
+                    logger.info("Database schema upgraded to version %s", number)
+                if steps:
+                    await cur.execute("DELETE FROM schema_version")
+                    await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (schema.VERSION,))
+        except (psycopg.Error, schema.NewerSchemaError) as exc:
+            await self._pool.close()
+            raise self._error(exc) from None
+        logger.info("Using the PostgreSQL database at %s", describe(self._url))
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool) -> AsyncIterator[Any]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            async with self._pool.connection() as conn:
+                if transaction:
+                    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                        yield cur
+                else:
+                    async with conn.cursor(row_factory=dict_row) as cur:
+                        yield cur
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def _transaction(self) -> Any:
+        return self._cursor(transaction=True)
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        async with self._cursor(transaction=False) as cur:
+            await cur.execute(sql, params)
+            row: dict[str, Any] | None = await cur.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self._cursor(transaction=False) as cur:
+            await cur.execute(sql, params)
+            rows: list[dict[str, Any]] = await cur.fetchall()
+            return rows
+
+    async def _execute(self, sql: str, params: tuple[Any, ...]) -> int:
+        async with self._cursor(transaction=False) as cur:
+            await cur.execute(sql, params)
+            return int(cur.rowcount)
+
+    # --- credits -----------------------------------------------------------------
+
+    async def reserve(
+        self, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None = None
+    ) -> int:
+        async with self._transaction() as cur:
+            if guard is not None:
+                await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
+                held = await cur.fetchone()
+                if held is None or held["holder"] != guard.holder:
+                    raise GuardLostError(
+                        "Another server process took over this request's duplicate check while it was waiting; "
+                        "nothing was sent to cutout.pro or charged. Call generate_video again."
+                    )
+            await cur.execute(
+                "UPDATE spend SET spent = spent + %s WHERE id = 1 AND (%s::bigint IS NULL OR spent + %s <= %s::bigint) "
+                "RETURNING spent",
+                (credits, budget, credits, budget),
+            )
+            if await cur.fetchone() is None:
+                assert budget is not None
+                await cur.execute("SELECT spent FROM spend WHERE id = 1")
+                row = await cur.fetchone()
+                raise BudgetExceededError(credits, int(row["spent"]), budget)
+            await cur.execute(
+                "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key) VALUES (%s, %s, %s, %s, %s) "
+                "RETURNING seq",
+                (principal, kind, credits, self._clock.now(), None if guard is None else guard.key),
+            )
+            row = await cur.fetchone()
+            return int(row["seq"])
+
+    async def release(self, charge: int) -> None:
+        async with self._transaction() as cur:
+            await cur.execute("DELETE FROM charges WHERE seq = %s RETURNING credits", (charge,))
+            row = await cur.fetchone()
+            if row is not None:
+                await cur.execute("UPDATE spend SET spent = spent - %s WHERE id = 1", (int(row["credits"]),))
+
+    async def record_edit(self, charge: int, edit_id: int, model: str) -> None:
+        await self._execute("UPDATE charges SET ref_id = %s, detail = %s WHERE seq = %s", (edit_id, model, charge))
+
+    async def credits(self, principal: str, budget: int | None) -> CreditSummary:
+        row = await self._one(
+            "SELECT (SELECT spent FROM spend WHERE id = 1) AS total, "
+            "(SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = %s) AS mine",
+            (principal,),
+        )
+        assert row is not None
+        return credit_summary(int(row["total"]), int(row["mine"]), budget)
+
+    # --- video jobs ----------------------------------------------------------------
+
+    async def record_video_job(
+        self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
+    ) -> None:
+        now = self._clock.now()
+        async with self._transaction() as cur:
+            await cur.execute(
+                "INSERT INTO video_jobs (id, principal, image_url, prompt, status, credits, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (job_id, principal, image_url, prompt, credits, now, now),
+            )
+            if charge is not None:
+                await cur.execute("UPDATE charges SET ref_id = %s WHERE seq = %s", (job_id, charge))
+
+    async def update_job(self, job: VideoJob) -> None:
+        seen = (job.status, job.percentage, job.wait_number, job.result_url, job.cover_url)
+        await self._execute(
+            "UPDATE video_jobs SET status = %s, percentage = %s, wait_number = %s, result_url = %s, cover_url = %s, "
+            "updated_at = %s WHERE id = %s AND (status IS DISTINCT FROM %s OR percentage IS DISTINCT FROM %s "
+            "OR wait_number IS DISTINCT FROM %s OR result_url IS DISTINCT FROM %s::text "
+            "OR cover_url IS DISTINCT FROM %s::text)",
+            (*seen, self._clock.now(), job.id, *seen),
+        )
+
+    async def owner(self, job_id: int) -> str | None:
+        row = await self._one("SELECT principal FROM video_jobs WHERE id = %s", (job_id,))
+        return None if row is None else str(row["principal"])
+
+    async def get_job(self, principal: str, job_id: int) -> LedgerJob | None:
+        row = await self._one("SELECT * FROM video_jobs WHERE id = %s AND principal = %s", (job_id, principal))
+        return None if row is None else job_from_row(row)
+
+    async def list_jobs(self, principal: str, status: JobStatus | None = None, limit: int = 20) -> list[LedgerJob]:
+        rows = await self._all(
+            "SELECT * FROM video_jobs WHERE principal = %s AND (%s::text IS NULL OR status = %s::text) "
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            (principal, status, status, limit),
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def find_active(self, principal: str, image_url: str, prompt: str | None) -> LedgerJob | None:
+        row = await self._one(
+            "SELECT * FROM video_jobs WHERE principal = %s AND image_url = %s AND prompt IS NOT DISTINCT FROM "
+            "%s::text AND status IN (%s, %s) ORDER BY created_at DESC, id DESC LIMIT 1",
+            (principal, image_url, prompt, *ACTIVE_STATUSES),
+        )
+        return None if row is None else job_from_row(row)
+
+    # --- the dedupe guard ------------------------------------------------------------
+
+    async def claim_guard(self, guard: Guard, lease_seconds: float, unrecorded_window: float) -> Claim:
+        now = self._clock.now()
+        async with self._transaction() as cur:
+            await cur.execute(
+                "INSERT INTO guards (key, holder, expires_at) VALUES (%s, %s, %s) ON CONFLICT (key) DO UPDATE SET "
+                "holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at WHERE guards.expires_at <= %s "
+                "RETURNING key",
+                (guard.key, guard.holder, now + lease_seconds, now),
+            )
+            if await cur.fetchone() is None:
+                await cur.execute("SELECT expires_at FROM guards WHERE key = %s", (guard.key,))
+                held = await cur.fetchone()
+                return Claim(False, held_until=None if held is None else float(held["expires_at"]))
+            await cur.execute(
+                "SELECT seq, created_at FROM charges WHERE dedupe_key = %s AND ref_id IS NULL AND created_at > %s "
+                "ORDER BY seq DESC LIMIT 1",
+                (guard.key, now - unrecorded_window),
+            )
+            orphan = await cur.fetchone()
+        unrecorded = None if orphan is None else Unrecorded(int(orphan["seq"]), float(orphan["created_at"]))
+        return Claim(True, unrecorded=unrecorded)
+
+    async def release_guard(self, guard: Guard) -> None:
+        await self._execute("DELETE FROM guards WHERE key = %s AND holder = %s", (guard.key, guard.holder))
+
+    # --- tasks -------------------------------------------------------------------------
+
+    async def create_task(self, row: TaskRow) -> None:
+        marks = ", ".join(["%s"] * len(TASK_COLUMNS))
+        await self._execute(f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({marks})", task_values(row))  # noqa: S608 - constant columns
+
+    async def get_task(self, task_id: str) -> TaskRow | None:
+        row = await self._one("SELECT * FROM tasks WHERE task_id = %s", (task_id,))
+        return None if row is None else task_from_row(row)
+
+    async def save_task(self, row: TaskRow) -> bool:
+        changed = await self._execute(
+            "UPDATE tasks SET status_message = %s, resume_hint = %s, job_id = %s, credits = %s, updated_at = %s, "
+            "lease_expires = %s WHERE task_id = %s AND status = 'working' AND lease_holder = %s",
+            (
+                row.status_message,
+                row.resume_hint,
+                row.job_id,
+                row.credits,
+                row.updated_at,
+                row.lease_expires,
+                row.task_id,
+                row.lease_holder,
+            ),
+        )
+        return changed == 1
+
+    async def finish_task(self, row: TaskRow, *, holder: str | None) -> bool:
+        values = task_values(row)
+        changed = await self._execute(
+            "UPDATE tasks SET status = %s, status_message = %s, resume_hint = %s, result = %s, error = %s, "
+            "updated_at = %s WHERE task_id = %s AND status = 'working' AND (%s::text IS NULL OR lease_holder = %s)",
+            (
+                row.status,
+                row.status_message,
+                row.resume_hint,
+                values[9],
+                values[10],
+                row.updated_at,
+                row.task_id,
+                holder,
+                holder,
+            ),
+        )
+        return changed == 1
+
+    async def renew_task_leases(self, holder: str, task_ids: list[str], until: float) -> set[str]:
+        if not task_ids:
+            return set()
+        rows = await self._all(
+            "UPDATE tasks SET lease_expires = %s WHERE task_id = ANY(%s) AND status = 'working' "
+            "AND lease_holder = %s RETURNING task_id",
+            (until, task_ids, holder),
+        )
+        return {str(row["task_id"]) for row in rows}
+
+    async def adopt_tasks(self, holder: str, now: float, until: float, limit: int = 50) -> list[TaskRow]:
+        rows = await self._all(
+            "UPDATE tasks SET lease_holder = %s, lease_expires = %s WHERE task_id IN (SELECT task_id FROM tasks "
+            "WHERE status = 'working' AND lease_expires <= %s AND expires_at > %s LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "RETURNING *",
+            (holder, until, now, now, limit),
+        )
+        return [task_from_row(row) for row in rows]
+
+    async def delete_expired_tasks(self, now: float) -> int:
+        return await self._execute("DELETE FROM tasks WHERE expires_at <= %s", (now,))
