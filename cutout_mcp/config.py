@@ -26,6 +26,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_BASE_URL = "https://www.cutout.pro"
 DEFAULT_WAIT_SECONDS = 45.0
 """Below the ~60 s after which many clients abandon a tool call."""
+DEFAULT_PREVIEW_SECONDS = 2.0
+"""How long an edit's inline preview may take (fetch and shrink) before the result goes without it."""
 
 _ENV = {
     "api_key": "CUTOUT_API_KEY",
@@ -35,6 +37,7 @@ _ENV = {
     "log_level": "CUTOUT_LOG_LEVEL",
     "output_dir": "CUTOUT_OUTPUT_DIR",
     "edit_preview": "CUTOUT_EDIT_PREVIEW",
+    "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
@@ -84,6 +87,8 @@ class Settings(BaseModel):
     """Where finished videos, covers and edited images are saved; None keeps only the expiring URLs."""
     edit_preview: bool = True
     """edit_image adds a small inline JPEG of the result so the assistant can see it."""
+    preview_seconds: float = Field(default=DEFAULT_PREVIEW_SECONDS, gt=0, le=60)
+    """Budget for making that preview; past it the edit is returned without one."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()

@@ -1,9 +1,9 @@
 """AppContext: the handles every tool body shares, opened and closed together.
 
 `open_context` is the server's lifespan minus MCP: the upstream client, the ledger, the watcher's poll
-loops, the pre-flight inspector and the downloader, closed in the reverse order (poll loops end before
-the ledger and the client close). The tool bodies in `core.videos` and `core.edits` take this object,
-so they run and are tested without an MCP client.
+loops, the pre-flight inspector and the downloader (with its own HTTP client), closed in the reverse
+order (poll loops end before the ledger and the client close). The tool bodies in `core.videos` and
+`core.edits` take this object, so they run and are tested without an MCP client.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ async def open_context(
             client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
         ).running() as watcher,
         open_inspector(settings, inspector) as checker,
+        Downloads(settings.output_dir, preview=settings.edit_preview, preview_seconds=settings.preview_seconds) as got,
     ):
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
@@ -73,6 +74,6 @@ async def open_context(
             ledger=ledger,
             watcher=watcher,
             paid=PaidCalls(ledger, settings.credit_budget, KeyedLocks()),
-            downloads=Downloads(settings.output_dir, preview=settings.edit_preview),
+            downloads=got,
             inspector=checker,
         )

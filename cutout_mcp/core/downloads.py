@@ -17,6 +17,15 @@ Decisions:
 - `edit_image` adds a small JPEG preview (at most `PREVIEW_SIDE_PX` per side
   and `PREVIEW_MAX_BYTES`) so the assistant can see the edit; it is made from
   the local copy when there is one, otherwise from a bounded fetch.
+- A preview is a nicety: fetching and shrinking it share one overall budget
+  (`CUTOUT_PREVIEW_SECONDS`), after which the result goes out without it and
+  the reason is logged. Shrinking runs in worker threads, `PREVIEW_WORKERS`
+  at a time (a large PNG decodes to hundreds of MB), and JPEGs are decoded
+  straight at 1/2, 1/4 or 1/8 scale (`Image.draft`), which is most of the win.
+- One download client lives as long as the server (`open_context` enters
+  `Downloads`): building an httpx client costs ~20 ms of CPU for its TLS
+  context, more than everything else a previewed edit does. It is not the API
+  client, which sends the key with every request.
 """
 
 from __future__ import annotations
@@ -25,22 +34,28 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
 from cutout_mcp import __version__
+from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Kind = Literal["video", "image"]
 
 MAX_VIDEO_BYTES = 500 * 1024 * 1024
@@ -48,11 +63,15 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 DOWNLOAD_SECONDS = 120.0
 """Bound on one download, added to a tool call's wait: a slow copy fails and the URL remains."""
 PREVIEW_FETCH_BYTES = 20 * 1024 * 1024
-PREVIEW_FETCH_SECONDS = 15.0
 PREVIEW_SIDE_PX = 512
 PREVIEW_MAX_BYTES = 200 * 1024
 PREVIEW_MAX_SOURCE_PIXELS = 80_000_000
 """Larger images are not decoded for a preview (a decompression bomb guard)."""
+PREVIEW_WORKERS = 2
+"""Images shrunk at once; more wait their turn (within the budget), which bounds CPU and memory."""
+DOWNLOAD_CONNECTIONS = 20
+DOWNLOAD_KEEPALIVE_SECONDS = 1.5
+"""Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
 
 _EXT_BY_TYPE = {
     "video/mp4": ".mp4",
@@ -83,18 +102,54 @@ class Saved:
 
 
 class Downloads:
-    """Fetches result files with a short-lived httpx client of its own (never the API's, which sends the key)."""
+    """Fetches result files with one httpx client of its own (never the API's, which sends the key).
+
+    Use it as an async context manager (the server's lifespan does) so the client is closed; the client
+    itself is made on the first download, so start-up does not pay for its TLS context.
+    """
 
     def __init__(
         self,
         output_dir: Path | None,
         *,
         preview: bool = True,
+        preview_seconds: float = DEFAULT_PREVIEW_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.output_dir = output_dir.expanduser().resolve() if output_dir is not None else None
         self.preview_enabled = preview
+        self.preview_seconds = preview_seconds
         self._transport = transport
+        self._http_client: httpx.AsyncClient | None = None
+        self._workers = anyio.CapacityLimiter(PREVIEW_WORKERS)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                limits=httpx.Limits(
+                    max_connections=DOWNLOAD_CONNECTIONS,
+                    max_keepalive_connections=DOWNLOAD_CONNECTIONS,
+                    keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
+                ),
+                headers={"User-Agent": f"cutout-mcp/{__version__}"},
+                follow_redirects=True,
+                max_redirects=5,
+                transport=self._transport,
+            )
+        return self._http_client
+
+    async def __aenter__(self) -> Downloads:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
 
     # --- saving ---------------------------------------------------------------------
 
@@ -134,16 +189,7 @@ class Downloads:
         if urlsplit(url).scheme not in ("https", "http"):
             raise DownloadError("not an http(s) URL")
         try:
-            async with (
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(30.0, connect=10.0),
-                    headers={"User-Agent": f"cutout-mcp/{__version__}"},
-                    follow_redirects=True,
-                    max_redirects=5,
-                    transport=self._transport,
-                ) as http,
-                http.stream("GET", url) as response,
-            ):
+            async with self._http.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise DownloadError(f"HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
@@ -163,24 +209,49 @@ class Downloads:
         except httpx.HTTPError as exc:
             raise DownloadError(type(exc).__name__) from None
 
-    # --- previews -------------------------------------------------------------------
+    # --- previews and other image work -------------------------------------------------
 
     async def preview(self, url: str, saved: Saved | None = None) -> Picture | None:
-        """A small JPEG of the image, or None when it cannot be fetched or read."""
+        """A small JPEG of the image, or None when it cannot be had within the preview budget."""
         if not self.preview_enabled:
             return None
-        try:
+
+        async def make() -> bytes:
             if saved is not None:
-                data = await anyio.Path(saved.path).read_bytes()
-            else:
-                with anyio.fail_after(PREVIEW_FETCH_SECONDS):
-                    async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
-                        data = b"".join([chunk async for chunk in chunks])
-            jpeg = await anyio.to_thread.run_sync(make_preview, data)
-        except (DownloadError, TimeoutError, OSError, ValueError) as exc:
-            logger.info("No preview for the edited image: %s", exc)
-            return None
-        return Picture(jpeg)
+                return await self.off_loop(preview_file, saved.path)
+            async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
+                data = b"".join([chunk async for chunk in chunks])
+            return await self.off_loop(make_preview, data)
+
+        jpeg = await self.within_budget("preview of the edited image", make)
+        return None if jpeg is None else Picture(jpeg)
+
+    async def within_budget(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        """`work()`, or None (and a log line saying why) when it fails or outlasts the preview budget.
+
+        For extras that ride along with a result (a preview, a contact sheet): they must never hold the
+        result back or cost the caller it.
+        """
+        try:
+            with anyio.fail_after(self.preview_seconds):
+                return await work()
+        except TimeoutError:
+            logger.info(
+                "No %s: not ready within %g s (CUTOUT_PREVIEW_SECONDS); returning the result without it",
+                what,
+                self.preview_seconds,
+            )
+        except (DownloadError, OSError, ValueError) as exc:
+            logger.info("No %s: %s", what, exc)
+        return None
+
+    async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a worker thread, at most `PREVIEW_WORKERS` at once.
+
+        Waiting for a worker can be cancelled (the budget); a running job finishes first, so the
+        bound on threads and memory holds even when budgets expire.
+        """
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._workers)
 
     # --- what the tools return ----------------------------------------------------------
 
@@ -261,40 +332,72 @@ class Downloads:
         return result.model_copy(update=update), blocks
 
 
+def preview_file(path: Path) -> bytes:
+    """`make_preview` of a file (one worker-thread hop for reading and shrinking)."""
+    return make_preview(path.read_bytes())
+
+
 def make_preview(data: bytes) -> bytes:
     """A JPEG thumbnail of `data` within `PREVIEW_SIDE_PX` and `PREVIEW_MAX_BYTES` (raises if unreadable)."""
     from PIL import Image  # here, not at module level: Pillow costs ~25 ms of start-up
 
+    side = PREVIEW_SIDE_PX
     try:
         with Image.open(io.BytesIO(data)) as source:
             if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
                 raise ValueError(f"{source.width}×{source.height} is too large to preview")
-            image = source.convert("RGBA")
+            # JPEG: decode at the smallest of 1/2, 1/4, 1/8 scale still covering the thumbnail (a no-op
+            # for other formats); then shrink by whole factors before the one resampling pass.
+            source.draft("RGB", _fit(source.size, side))
+            source.thumbnail((side, side), reducing_gap=2.0)
+            image = _on_white(source)
     except Image.DecompressionBombError as exc:
         raise ValueError(str(exc)) from None
-    flat = Image.new("RGB", image.size, "white")
-    flat.paste(image, mask=image.getchannel("A"))
-    side = PREVIEW_SIDE_PX
     while True:
-        thumb = flat.copy()
-        thumb.thumbnail((side, side))
+        thumb = image
+        if max(image.size) > side:
+            thumb = image.copy()
+            thumb.thumbnail((side, side))
         for quality in (80, 65, 50):
             out = io.BytesIO()
-            thumb.save(out, "JPEG", quality=quality, optimize=True)
+            thumb.save(out, "JPEG", quality=quality)
             if out.tell() <= PREVIEW_MAX_BYTES:
                 return out.getvalue()
         side //= 2
 
 
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled to fit within `side` x `side`, keeping its aspect ratio."""
+    width, height = size
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _on_white(image: PILImage) -> PILImage:
+    """RGB, with any transparency flattened onto white (as the image would show on a page)."""
+    from PIL import Image
+
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, "white")
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+def _url_suffix(url: str) -> str:
+    """The extension of the URL's path (`.jpg`), lower-cased; `posixpath` is several times cheaper than `Path`."""
+    return posixpath.splitext(urlsplit(url).path)[1].lower()
+
+
 def _remote_link(url: str, name: str, description: str) -> FileLink:
-    ext = Path(urlsplit(url).path).suffix.lower()
-    return FileLink(url, name, description, _TYPE_BY_EXT.get(ext))
+    return FileLink(url, name, description, _TYPE_BY_EXT.get(_url_suffix(url)))
 
 
 def _extension(mime: str, url: str, kind: Kind) -> str:
     if mime in _EXT_BY_TYPE:
         return _EXT_BY_TYPE[mime]
-    ext = Path(urlsplit(url).path).suffix.lower()
+    ext = _url_suffix(url)
     return ext if ext in _TYPE_BY_EXT else _DEFAULT_EXT[kind]
 
 
