@@ -48,7 +48,7 @@ from bench._common import (
     wait_for_port,
 )
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.core.watch import PollPolicy, Sample
+from cutout_mcp.core.watch import Pace, PollPolicy
 from cutout_mcp.sandbox import ManualClock, Sandbox, SandboxConfig, run_sandbox
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -67,7 +67,7 @@ def policy_reads(sandbox: Sandbox, policy: PollPolicy) -> dict[int, tuple[int, f
     reads: dict[int, tuple[int, float]] = {}
     try:
         for job in state.jobs.values():
-            at, count, previous = job.created_at, 0, None
+            at, count, pace = job.created_at, 0, Pace()
             while count < 1000:
                 state.clock = ManualClock(at)
                 p = state.progress(job)
@@ -79,9 +79,8 @@ def policy_reads(sandbox: Sandbox, policy: PollPolicy) -> dict[int, tuple[int, f
                 )
                 if seen.finished:
                     break
-                interval = policy.next_interval(seen, previous, at)
-                previous = Sample(seen.percentage, at)
-                at += interval
+                pace.observe(seen, at)
+                at += policy.next_interval(seen, pace)
             reads[job.id] = (count, at)
     finally:
         state.clock = real_clock
