@@ -26,8 +26,10 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_BASE_URL = "https://www.cutout.pro"
 DEFAULT_WAIT_SECONDS = 45.0
 """Below the ~60 s after which many clients abandon a tool call."""
+DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_PREVIEW_SECONDS = 2.0
 """How long an edit's inline preview may take (fetch and shrink) before the result goes without it."""
+DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
 
 _ENV = {
     "api_key": "CUTOUT_API_KEY",
@@ -38,6 +40,7 @@ _ENV = {
     "output_dir": "CUTOUT_OUTPUT_DIR",
     "edit_preview": "CUTOUT_EDIT_PREVIEW",
     "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
+    "sandbox": "CUTOUT_SANDBOX",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
@@ -78,7 +81,7 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
-    http_timeout: float = Field(default=30.0, gt=0, le=600)
+    http_timeout: float = Field(default=DEFAULT_HTTP_TIMEOUT, gt=0, le=600)
     log_level: LogLevel = "INFO"
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
@@ -89,11 +92,12 @@ class Settings(BaseModel):
     """edit_image adds a small inline JPEG of the result so the assistant can see it."""
     preview_seconds: float = Field(default=DEFAULT_PREVIEW_SECONDS, gt=0, le=60)
     """Budget for making that preview; past it the edit is returned without one."""
+    sandbox: bool = False
+    """Calls go to a sandbox, declared, never inferred: the standalone one at CUTOUT_BASE_URL when that is
+    set (its loopback origin is then trusted for images), else one started in-process (like --sandbox)."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()
-    trusted_image_origins: tuple[str, ...] = ()
-    """Origins whose plain-HTTP image URLs are accepted (the sandbox's own)."""
     state_dir: Path = Field(default_factory=lambda: default_state_dir())
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
@@ -102,7 +106,7 @@ class Settings(BaseModel):
     """Fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
     mcp_tokens: tuple[SecretStr, ...] = ()
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
-    max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_request_body_size: int = Field(default=DEFAULT_MAX_REQUEST_BODY, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
     oauth_issuer: str | None = None
     """OAuth resource-server mode (see `oauth.py`): the authorization server's issuer URL."""
@@ -167,7 +171,7 @@ class Settings(BaseModel):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_hosts", "allowed_origins", "trusted_image_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -183,16 +187,34 @@ class Settings(BaseModel):
             return tuple(line for line in lines if line and not line.startswith("#"))
         return value
 
-    @model_validator(mode="before")
-    @classmethod
-    def _trust_a_local_upstream(cls, values: object) -> object:
-        """A loopback http upstream is a sandbox: its own image URLs are trusted like in --sandbox mode."""
-        if isinstance(values, dict) and not values.get("trusted_image_origins"):
-            base = str(values.get("base_url", ""))
-            host = urlsplit(base).hostname or ""
-            if base.startswith("http://") and is_loopback_host(host):
-                return {**values, "trusted_image_origins": (base.rstrip("/"),)}
-        return values
+    @model_validator(mode="after")
+    def _standalone_sandbox_is_local(self) -> Settings:
+        if self.sandbox and "base_url" in self.model_fields_set and not self._base_url_is_loopback_http:
+            raise ValueError(
+                "CUTOUT_SANDBOX with CUTOUT_BASE_URL expects a standalone sandbox on this machine "
+                "(`cutout-mcp sandbox`, http://127.0.0.1:PORT); unset CUTOUT_BASE_URL to start one in-process"
+            )
+        return self
+
+    @property
+    def _base_url_is_loopback_http(self) -> bool:
+        parts = urlsplit(self.base_url)
+        return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+
+    @property
+    def sandbox_in_process(self) -> bool:
+        """CUTOUT_SANDBOX without CUTOUT_BASE_URL: start a sandbox in this process, as --sandbox does."""
+        return self.sandbox and "base_url" not in self.model_fields_set
+
+    @property
+    def trusted_image_origins(self) -> tuple[str, ...]:
+        """Origins whose plain-http image URLs are accepted and fetched on loopback: the declared sandbox's.
+
+        Never inferred from the base URL: a loopback base URL may be a local forward proxy, and trusting
+        its origin would let a model-chosen URL reach it. Without sandbox mode, every loopback and private
+        address is refused, the base URL's own origin included.
+        """
+        return (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
 
     @property
     def binds_loopback(self) -> bool:
@@ -231,7 +253,10 @@ def _describe(exc: ValidationError) -> str:
     """Name each bad setting by its environment variable, without echoing values (one may be the key)."""
     parts = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "settings"
+        if not err["loc"]:  # a rule about several settings names them itself
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
         name = _ENV.get(field, f"--{field.replace('_', '-')}")
         parts.append(f"{name}: {err['msg']}")
     return "Invalid configuration: " + "; ".join(parts)
