@@ -155,7 +155,7 @@ def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
-async def run(calls: int = 200, rounds: int = 3) -> list[Row]:
+async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
     results: dict[str, list[Run]] = {server.name: [] for server in SERVERS}
     async with run_edit_upstream() as upstream:
         direct = await measure_direct(upstream, calls)
@@ -247,7 +247,7 @@ async def run(calls: int = 200, rounds: int = 3) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print_rows(anyio.run(run, args.calls, args.rounds))
 

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (numbers are noisier)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the table (default {RESULTS})")
     args = parser.parse_args()
-    runs, calls, rounds, jobs = (5, 50, 1, 100) if args.quick else (15, 200, 3, 500)
+    runs, calls, rounds, jobs = (5, 50, 1, 100) if args.quick else (15, 200, 5, 500)
 
     rows: list[Row] = []
     load_before = os.getloadavg()[0]

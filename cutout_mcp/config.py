@@ -69,6 +69,8 @@ _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_bod
 
 ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
 """Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
+SETTING_OF: dict[str, str] = {var: field for field, var in _ENV.items()}
+"""Every CUTOUT_* variable -> the Settings field it sets (the README's table is checked against it)."""
 
 
 class ConfigError(CutoutMcpError, ValueError):
