@@ -21,6 +21,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
 CUTOUT_MCP = str(Path(sys.executable).with_name("cutout-mcp"))
 FLOOR_SERVER = str(BENCH_DIR / "floor_server.py")
+FLOOR_EDIT_SERVER = str(BENCH_DIR / "floor_edit_server.py")
+INLINE_THREADS = str(BENCH_DIR / "inline_threads.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -102,6 +104,22 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def child_pids(parent: int | None = None) -> list[int]:
+    """Live processes whose parent is `parent` (this process by default), from /proc."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
 
 
 def table(rows: Sequence[Row]) -> str:

@@ -1,15 +1,25 @@
-"""Call overhead: `edit_image` through MCP versus the same upstream request made directly with httpx.
+"""Call overhead: `edit_image` through cutout-mcp against the floor, and what the preview costs.
 
-A sandbox runs in this process on 127.0.0.1 (edits answer at once). The MCP
-path is the installed `cutout-mcp`, spawned over stdio and driven by the
-official client; the direct path is one `httpx.AsyncClient` POSTing the same
-body to `/api/v1/image/edit`. Each path runs sequentially (latency) and at
-concurrency 10 (throughput). Pre-flight image checks (CUTOUT_PREFLIGHT) and
-the inline preview (CUTOUT_EDIT_PREVIEW) are off for the like-for-like
-figures, since each adds a fetch of an image that the direct request does not
-make; a second MCP run with both at their defaults (on) shows what they cost.
+A minimal loopback stand-in for the edit endpoint (`bench/edit_upstream.py`) answers at once, and its
+result is a real 1024x576 JPEG. Every server is spawned over stdio and driven by the official client:
 
-    python bench/call_overhead.py [--calls N]
+- **floor**: `bench/floor_edit_server.py`, the same SDK with one tool that forwards the edit through
+  one shared httpx client (no validation beyond the SDK's, no ledger, no pre-flight, no preview);
+- **core**: cutout-mcp with pre-flight and preview off (CUTOUT_PREFLIGHT=off, CUTOUT_EDIT_PREVIEW=off),
+  the like-for-like comparison with the floor;
+- **ledger inline**: the same, launched through `bench/inline_threads.py`, which runs the ledger's
+  worker-thread hand-offs inline: the difference to **core** is what those hand-offs cost;
+- **preview on**: core with the inline preview on (it fetches and shrinks the result JPEG);
+- **defaults** and **defaults, preview off**: every default (pre-flight and preview on) in declared
+  sandbox mode (CUTOUT_SANDBOX=1), so the pre-flight may fetch the stand-in's input image on loopback.
+
+Each server makes sequential calls (latency) and then keeps 10 in flight (throughput), and the
+server's CPU time per call is read from /proc. The machine is shared, so absolute numbers drift:
+the servers are measured side by side in several rounds (rotating the order), each ratio is taken
+within a round, and the median ratio and its range over the rounds are reported. A direct httpx
+POST (no MCP at all) is shown for scale.
+
+    python bench/call_overhead.py [--calls N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +38,58 @@ from mcp import Client, StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CUTOUT_MCP, Row, median, ms, print_rows, quantile, server_env
-from cutout_mcp import catalog
-from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
+from bench._common import (
+    CUTOUT_MCP,
+    FLOOR_EDIT_SERVER,
+    INLINE_THREADS,
+    PYTHON,
+    Row,
+    child_pids,
+    cpu_seconds,
+    median,
+    ms,
+    print_rows,
+    server_env,
+)
+from bench.edit_upstream import API_KEY, EDIT_PATH, SAMPLE_PATH, EditUpstream, run_edit_upstream
 
-EDIT = "/api/v1/image/edit"
 CONCURRENCY = 10
-TARGET_THROUGHPUT = 0.8
-TARGET_ADDED_MS = 2.0
+TARGET_FLOOR_RATIO = 0.9
+TARGET_ADDED_MS = 1.0
+TARGET_PREVIEW_RATIO = 0.6
+OFF = {"CUTOUT_PREFLIGHT": "off", "CUTOUT_EDIT_PREVIEW": "off"}
 
 Call = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    sandbox_image: bool = False
+    """Send the stand-in's own (loopback, http) image: only a declared sandbox accepts it."""
+
+
+SERVERS = (
+    Server("floor", (PYTHON, FLOOR_EDIT_SERVER)),
+    Server("core", (CUTOUT_MCP,), OFF),
+    Server("ledger inline", (PYTHON, INLINE_THREADS), OFF),
+    Server("preview on", (CUTOUT_MCP,), {"CUTOUT_PREFLIGHT": "off"}),
+    Server("defaults", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1"}, sandbox_image=True),
+    Server("defaults, preview off", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1", "CUTOUT_EDIT_PREVIEW": "off"}, True),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    latencies: list[float]
+    throughput: float
+    cpu_ms_per_call: float
+
+    @property
+    def latency(self) -> float:
+        return median(self.latencies)
 
 
 async def sequential(call: Call, n: int) -> list[float]:
@@ -65,79 +118,128 @@ async def concurrent(call: Call, n: int, width: int = CONCURRENCY) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def measure_direct(sandbox: Sandbox, n: int) -> tuple[list[float], float]:
-    body = {
-        "prompt": "warmer light",
-        "model": catalog.DEFAULT_EDIT_MODEL,
-        "aspectRatios": "1:1",
-        "imageUrl": [sandbox.url("/samples/photo.jpg")],
-    }
-    async with httpx.AsyncClient(base_url=sandbox.base_url, headers={"APIKEY": sandbox.api_key}) as http:
+async def measure_direct(upstream: EditUpstream, n: int) -> Run:
+    body = {"prompt": "warmer light", "model": "gemini-2.5-flash-image", "aspectRatios": "1:1", "imageUrl": []}
+    async with httpx.AsyncClient(base_url=upstream.base_url, headers={"APIKEY": API_KEY}) as http:
 
         async def call() -> None:
-            response = await http.post(EDIT, json=body)
+            response = await http.post(EDIT_PATH, json=body)
             assert response.json()["code"] == 0
 
-        await sequential(call, 5)  # warm the connection
-        latencies = await sequential(call, n)
-        throughput = await concurrent(call, n)
-    return latencies, throughput
+        await sequential(call, 10)  # warm the connection
+        return Run(await sequential(call, n), await concurrent(call, n), 0.0)
 
 
-async def measure_mcp(sandbox: Sandbox, n: int, **env: str) -> tuple[list[float], float]:
-    params = StdioServerParameters(command=CUTOUT_MCP, env=server_env(sandbox.base_url, sandbox.api_key, **env))
-    arguments = {"prompt": "warmer light", "image_urls": [sandbox.url("/samples/photo.jpg")], "aspect_ratio": "1:1"}
+async def measure(server: Server, upstream: EditUpstream, n: int) -> Run:
+    image = upstream.base_url + SAMPLE_PATH if server.sandbox_image else "https://img.example.com/cat.jpg"
+    arguments = {"prompt": "warmer light", "image_urls": [image], "aspect_ratio": "1:1"}
+    env = server_env(upstream.base_url, API_KEY, **server.env)
+    params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=env)
     async with Client(params) as client:
+        (pid,) = child_pids()
 
         async def call() -> None:
             result = await client.call_tool("edit_image", arguments)
             assert not result.is_error, result.content
 
-        await sequential(call, 5)  # warm the connection pools and the ledger
+        await sequential(call, 20)  # warm the connection pools, the ledger and the first-use imports
         latencies = await sequential(call, n)
+        cpu = cpu_seconds(pid)
         throughput = await concurrent(call, n)
-    return latencies, throughput
+        cpu = cpu_seconds(pid) - cpu
+    return Run(latencies, throughput, 1000 * cpu / n)
 
 
-async def run(calls: int = 200) -> list[Row]:
-    config = SandboxConfig(video_format="gif", fetch_remote=False)
-    async with run_sandbox(config) as sandbox:
-        direct_lat, direct_tput = await measure_direct(sandbox, calls)
-        mcp_lat, mcp_tput = await measure_mcp(sandbox, calls, CUTOUT_PREFLIGHT="off", CUTOUT_EDIT_PREVIEW="off")
-        full_lat, full_tput = await measure_mcp(sandbox, max(20, calls // 4))
-    d, m, f = median(direct_lat), median(mcp_lat), median(full_lat)
-    added = m - d
-    ratio = mcp_tput / direct_tput
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """`median (min-max)` of per-round figures."""
+    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
+    results: dict[str, list[Run]] = {server.name: [] for server in SERVERS}
+    async with run_edit_upstream() as upstream:
+        direct = await measure_direct(upstream, calls)
+        for round_number in range(rounds):
+            shift = round_number % len(SERVERS)
+            for server in SERVERS[shift:] + SERVERS[:shift]:
+                results[server.name].append(await measure(server, upstream, calls))
+
+    def per_round(f: Callable[[Run, Run], float], a: str, b: str) -> list[float]:
+        return [f(x, y) for x, y in zip(results[a], results[b], strict=True)]
+
+    def figure(name: str) -> str:
+        runs = results[name]
+        latency = median([r.latency for r in runs])
+        throughput = median([r.throughput for r in runs])
+        cpu = median([r.cpu_ms_per_call for r in runs])
+        return f"{ms(latency)} / {throughput:.0f} calls/s / {cpu:.2f} ms CPU"
+
+    core_vs_floor = per_round(lambda c, f: c.throughput / f.throughput, "core", "floor")
+    added = per_round(lambda c, f: 1000 * (c.latency - f.latency), "core", "floor")
+    inline_vs_floor = per_round(lambda i, f: i.throughput / f.throughput, "ledger inline", "floor")
+    cpu_added = per_round(lambda c, f: c.cpu_ms_per_call - f.cpu_ms_per_call, "core", "floor")
+    cpu_ratio = per_round(lambda c, f: f.cpu_ms_per_call / c.cpu_ms_per_call, "core", "floor")
+    cpu_ledger = per_round(lambda c, i: c.cpu_ms_per_call - i.cpu_ms_per_call, "core", "ledger inline")
+    preview = per_round(lambda p, c: p.throughput / c.throughput, "preview on", "core")
+    defaults = per_round(lambda d, o: d.throughput / o.throughput, "defaults", "defaults, preview off")
+    label = "call overhead"
+    how = f"median of {rounds} rounds (range)"
     return [
-        Row("call overhead", f"direct httpx edit, sequential (median of {calls})", ms(d)),
         Row(
-            "call overhead",
-            "MCP edit_image, sequential (median; preflight+preview off)",
-            f"{ms(m)} (p90 {ms(quantile(mcp_lat, 0.9))})",
-            floor=ms(d),
+            label,
+            "direct httpx edit, no MCP: latency / throughput at 10",
+            f"{ms(direct.latency)} / {direct.throughput:.0f} calls/s",
+        ),
+        *[
+            Row(
+                label,
+                f"{server.name}: latency / throughput at {CONCURRENCY} / server CPU per call",
+                figure(server.name),
+            )
+            for server in SERVERS
+        ],
+        Row(
+            label,
+            f"core / floor throughput at concurrency {CONCURRENCY}, {how}",
+            spread(core_vs_floor) + "x",
+            floor="1.00x",
+            target=f">= {TARGET_FLOOR_RATIO}x",
+            met=median(core_vs_floor) >= TARGET_FLOOR_RATIO,
         ),
         Row(
-            "call overhead",
-            "added latency per call (MCP - direct, medians)",
-            ms(added),
+            label,
+            f"core - floor latency per call (sequential medians), {how}",
+            spread(added, "{:.2f}") + " ms",
             floor="0 ms",
             target=f"< {TARGET_ADDED_MS:.0f} ms",
-            met=added * 1000 < TARGET_ADDED_MS,
-        ),
-        Row("call overhead", f"direct httpx throughput at concurrency {CONCURRENCY}", f"{direct_tput:.0f} calls/s"),
-        Row(
-            "call overhead",
-            f"MCP throughput at concurrency {CONCURRENCY} (preflight+preview off)",
-            f"{mcp_tput:.0f} calls/s ({ratio:.2f}x)",
-            floor=f"{direct_tput:.0f} calls/s",
-            target=f">= {TARGET_THROUGHPUT}x direct",
-            met=ratio >= TARGET_THROUGHPUT,
+            met=median(added) < TARGET_ADDED_MS,
         ),
         Row(
-            "call overhead",
-            "MCP edit_image with defaults (preflight+preview on), sequential median / conc. 10",
-            f"{ms(f)} / {full_tput:.0f} calls/s",
-            floor=ms(d),
+            label,
+            f"floor / core server CPU per call (steadier than throughput on a shared machine), {how}",
+            spread(cpu_ratio) + "x",
+            floor="1.00x",
+        ),
+        Row(label, f"core - floor server CPU per call, {how}", spread(cpu_added, "{:.2f}") + " ms", floor="0 ms"),
+        Row(
+            label,
+            f"of which the ledger's thread hand-offs (core - ledger inline CPU per call), {how}",
+            spread(cpu_ledger, "{:.2f}") + " ms",
+            floor=f"ledger inline / floor throughput: {spread(inline_vs_floor)}x",
+        ),
+        Row(
+            label,
+            f"preview on / core throughput at concurrency {CONCURRENCY} (pre-flight off), {how}",
+            spread(preview) + "x",
+            floor="1.00x",
+        ),
+        Row(
+            label,
+            f"defaults / defaults with preview off, throughput at concurrency {CONCURRENCY}, {how}",
+            spread(defaults) + "x",
+            floor="1.00x",
+            target=f">= {TARGET_PREVIEW_RATIO}x",
+            met=median(defaults) >= TARGET_PREVIEW_RATIO,
         ),
     ]
 
@@ -145,8 +247,9 @@ async def run(calls: int = 200) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print_rows(anyio.run(run, args.calls))
+    print_rows(anyio.run(run, args.calls, args.rounds))
 
 
 if __name__ == "__main__":

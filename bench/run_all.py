@@ -10,6 +10,7 @@ Everything runs on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -30,12 +31,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (numbers are noisier)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the table (default {RESULTS})")
     args = parser.parse_args()
-    runs, calls, jobs = (5, 50, 100) if args.quick else (15, 200, 500)
+    runs, calls, rounds, jobs = (5, 50, 1, 100) if args.quick else (15, 200, 5, 500)
 
     rows: list[Row] = []
+    load_before = os.getloadavg()[0]
     steps = [
         ("cold start", lambda: anyio.run(cold_start.run, runs)),
-        ("call overhead", lambda: anyio.run(call_overhead.run, calls)),
+        ("call overhead", lambda: anyio.run(call_overhead.run, calls, rounds)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),
         ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
@@ -51,10 +53,13 @@ def main() -> None:
     summary = table(rows)
     print(summary)
     machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    cores = os.cpu_count()
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {cores} cores"
     args.output.write_text(
         "# cutout-mcp benchmark results\n\n"
-        f"`python bench/run_all.py{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d')}, {machine}. "
-        "Medians unless stated; see each script's docstring for what is measured.\n\n"
+        f"`python bench/run_all.py{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d')}, {machine} "
+        f"({load}). Medians unless stated; see each script's docstring for what is measured. Absolute "
+        "figures move with whatever else the machine runs; ratios are taken side by side within a round.\n\n"
         f"{summary}\n\n## Poll efficiency per job (reads / completion-to-notification delay)\n\n"
         f"{poll_efficiency.detail(poll_efficiency.results())}\n"
     )

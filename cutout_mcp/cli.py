@@ -24,12 +24,12 @@ from cutout_mcp.config import ConfigError, Settings, environment_help
 from cutout_mcp.core.storage import check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
-from cutout_mcp.server.auth import require_auth_for_public_bind
+from cutout_mcp.server.auth import missing_authentication
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from cutout_mcp.sandbox import SandboxConfig
+    from cutout_mcp.sandbox import Sandbox, SandboxConfig
 
 logger = logging.getLogger("cutout_mcp")
 
@@ -92,36 +92,61 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host/Origin protection for the HTTP transports; refuses an unguarded public bind."""
+    """Host/Origin protection for the HTTP transports; refuses an unguarded public bind.
+
+    Every missing requirement is named in one message, so a user fixes them all in one go.
+    """
+    missing = []
     if not settings.binds_loopback and not settings.allowed_hosts:
-        raise ConfigError(
-            f"Refusing to serve on {settings.host} without an allow-list of host names: a server "
-            "reachable from other machines must check the Host header. Pass --allowed-host NAME[:PORT] "
-            "(or set CUTOUT_ALLOWED_HOSTS=name1,name2) with the names clients use, or bind 127.0.0.1."
+        missing.append(
+            "an allow-list of host names, so the Host header is checked: pass --allowed-host NAME[:PORT] "
+            "(or set CUTOUT_ALLOWED_HOSTS=name1,name2) with the names clients use"
         )
-    require_auth_for_public_bind(settings)
+    auth = missing_authentication(settings)
+    if auth is not None:
+        missing.append(auth)
+    if missing:
+        raise ConfigError(
+            f"Refusing to serve on {settings.host}: a server other machines can reach needs "
+            + ("both of these:" if len(missing) > 1 else "this, which is missing:")
+            + "".join(f"\n  - {item}" for item in missing)
+            + "\nOr bind 127.0.0.1 (the default)."
+        )
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *settings.allowed_origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
 async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> None:
-    """Run the MCP server on the configured transport until it is stopped."""
+    """Run the MCP server on the configured transport until it is stopped.
+
+    `sandbox` starts an in-process sandbox and serves against it; a declared standalone sandbox
+    (CUTOUT_SANDBOX with CUTOUT_BASE_URL) gets the same instructions and resource, pointing at it.
+    """
     from cutout_mcp.server import build_server
 
     if sandbox is not None:
         from cutout_mcp.sandbox import run_sandbox
-        from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions, sandbox_settings
+        from cutout_mcp.sandbox_mode import sandbox_settings
 
         async with run_sandbox(sandbox) as running:
             logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
-            sandboxed = build_server(
-                sandbox_settings(settings, running), extra_instructions=sandbox_instructions(running)
-            )
-            attach_sandbox(sandboxed, running)  # type: ignore[arg-type]
-            await _run_transport(sandboxed, settings)
+            await _run_transport(_sandbox_server(sandbox_settings(settings, running)), settings)
+        return
+    if settings.sandbox:
+        logger.info("Sandbox mode: cutout.pro calls go to the sandbox at %s", settings.base_url)
+        await _run_transport(_sandbox_server(settings), settings)
         return
     await _run_transport(build_server(settings), settings)
+
+
+def _sandbox_server(settings: Settings) -> MCPServer[Any]:
+    from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions
+    from cutout_mcp.server import build_server
+
+    server = build_server(settings, extra_instructions=sandbox_instructions(settings.base_url))
+    attach_sandbox(server, settings.base_url)  # type: ignore[arg-type]
+    return server
 
 
 async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
@@ -146,12 +171,21 @@ async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
         )
 
 
+def _announce_sandbox(sandbox: Sandbox) -> None:
+    print(
+        f"cutout.pro sandbox listening on {sandbox.base_url} (APIKEY: {sandbox.api_key}). Serve MCP against it "
+        f"with: CUTOUT_SANDBOX=1 CUTOUT_BASE_URL={sandbox.base_url} CUTOUT_API_KEY={sandbox.api_key} cutout-mcp",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":
         from cutout_mcp.sandbox import serve as serve_sandbox
 
-        serve_sandbox(sandbox_config(args, port=args.port))
+        serve_sandbox(sandbox_config(args, port=args.port), on_ready=_announce_sandbox)
         return 0
     if args.command == "demo":
         from cutout_mcp.demo import run_demo
@@ -175,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cutout-mcp: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, settings, sandbox_config(args) if args.sandbox else None)
+        in_process = args.sandbox or settings.sandbox_in_process
+        anyio.run(serve, settings, sandbox_config(args) if in_process else None)
     return 0
 
 

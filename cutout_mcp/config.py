@@ -27,6 +27,10 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_BASE_URL = "https://www.cutout.pro"
 DEFAULT_WAIT_SECONDS = 45.0
 """Below the ~60 s after which many clients abandon a tool call."""
+DEFAULT_HTTP_TIMEOUT = 30.0
+DEFAULT_PREVIEW_SECONDS = 2.0
+"""How long an edit's inline preview may take (fetch and shrink) before the result goes without it."""
+DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
 
 _ENV = {
     "api_key": "CUTOUT_API_KEY",
@@ -36,6 +40,8 @@ _ENV = {
     "log_level": "CUTOUT_LOG_LEVEL",
     "output_dir": "CUTOUT_OUTPUT_DIR",
     "preview": "CUTOUT_PREVIEW",
+    "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
+    "sandbox": "CUTOUT_SANDBOX",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
     "state_dir": "CUTOUT_STATE_DIR",
@@ -70,6 +76,8 @@ _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_bod
 
 ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
 """Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
+SETTING_OF: dict[str, str] = {var: field for field, var in _ENV.items()}
+"""Every CUTOUT_* variable -> the Settings field it sets (the README's table is checked against it)."""
 
 
 class ConfigError(CutoutMcpError, ValueError):
@@ -87,7 +95,7 @@ class Settings(BaseModel):
     """The API's base URL (a proxy, or a local sandbox)."""
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
     """Default bound for the video tools' waits, in seconds."""
-    http_timeout: float = Field(default=30.0, gt=0, le=600)
+    http_timeout: float = Field(default=DEFAULT_HTTP_TIMEOUT, gt=0, le=600)
     """Seconds to wait for one cutout.pro answer."""
     log_level: LogLevel = "INFO"
     """DEBUG, INFO, WARNING or ERROR; logs go to stderr."""
@@ -99,12 +107,15 @@ class Settings(BaseModel):
     preview: bool = True
     """on/off: results carry a small inline JPEG so the assistant can see them: the edited image, a
     finished video's contact sheet."""
+    preview_seconds: float = Field(default=DEFAULT_PREVIEW_SECONDS, gt=0, le=60)
+    """Budget for making a preview; past it the result is returned without one."""
+    sandbox: bool = False
+    """on/off: calls go to a sandbox, declared, never inferred: the standalone one at CUTOUT_BASE_URL when
+    that is set (its loopback origin is then trusted for images), else one started in-process."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted by the HTTP transports besides loopback."""
     allowed_origins: tuple[str, ...] = ()
     """Browser Origin values accepted by the HTTP transports besides loopback."""
-    trusted_image_origins: tuple[str, ...] = ()
-    """Origins whose plain-HTTP image URLs are accepted (the sandbox's own)."""
     state_dir: Path = Field(default_factory=lambda: default_state_dir())
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
@@ -122,7 +133,7 @@ class Settings(BaseModel):
     than N credits). `core.consent` applies it; see `confirm_spend_above`."""
     mcp_tokens: tuple[SecretStr, ...] = ()
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
-    max_request_body_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_request_body_size: int = Field(default=DEFAULT_MAX_REQUEST_BODY, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
     oauth_issuer: str | None = None
     """OAuth resource-server mode (see `server/oauth.py`): the authorization server's issuer URL."""
@@ -212,7 +223,7 @@ class Settings(BaseModel):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_hosts", "allowed_origins", "trusted_image_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -228,16 +239,34 @@ class Settings(BaseModel):
             return tuple(line for line in lines if line and not line.startswith("#"))
         return value
 
-    @model_validator(mode="before")
-    @classmethod
-    def _trust_a_local_upstream(cls, values: object) -> object:
-        """A loopback http upstream is a sandbox: its own image URLs are trusted like in --sandbox mode."""
-        if isinstance(values, dict) and not values.get("trusted_image_origins"):
-            base = str(values.get("base_url", ""))
-            host = urlsplit(base).hostname or ""
-            if base.startswith("http://") and is_loopback_host(host):
-                return {**values, "trusted_image_origins": (base.rstrip("/"),)}
-        return values
+    @model_validator(mode="after")
+    def _standalone_sandbox_is_local(self) -> Settings:
+        if self.sandbox and "base_url" in self.model_fields_set and not self._base_url_is_loopback_http:
+            raise ValueError(
+                "CUTOUT_SANDBOX with CUTOUT_BASE_URL expects a standalone sandbox on this machine "
+                "(`cutout-mcp sandbox`, http://127.0.0.1:PORT); unset CUTOUT_BASE_URL to start one in-process"
+            )
+        return self
+
+    @property
+    def _base_url_is_loopback_http(self) -> bool:
+        parts = urlsplit(self.base_url)
+        return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+
+    @property
+    def sandbox_in_process(self) -> bool:
+        """CUTOUT_SANDBOX without CUTOUT_BASE_URL: start a sandbox in this process, as --sandbox does."""
+        return self.sandbox and "base_url" not in self.model_fields_set
+
+    @property
+    def trusted_image_origins(self) -> tuple[str, ...]:
+        """Origins whose plain-http image URLs are accepted and fetched on loopback: the declared sandbox's.
+
+        Never inferred from the base URL: a loopback base URL may be a local forward proxy, and trusting
+        its origin would let a model-chosen URL reach it. Without sandbox mode, every loopback and private
+        address is refused, the base URL's own origin included.
+        """
+        return (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
 
     @property
     def confirm_spend_above(self) -> int | None:
@@ -306,7 +335,10 @@ def _describe(exc: ValidationError) -> str:
     """Name each bad setting by its environment variable, without echoing values (one may be the key)."""
     parts = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "settings"
+        if not err["loc"]:  # a rule about several settings names them itself
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
         name = _ENV.get(field, f"--{field.replace('_', '-')}")
         parts.append(f"{name}: {err['msg']}")
     return "Invalid configuration: " + "; ".join(parts)

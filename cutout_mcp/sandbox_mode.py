@@ -2,8 +2,11 @@
 
 The sandbox package knows nothing of MCP, and the server knows nothing of
 the sandbox; this module is the one place that joins them: it points the
-settings at the sandbox, trusts the sandbox's own plain-HTTP image URLs (and
-no other loopback URL), and tells the assistant where a sample image is.
+settings at the sandbox and declares sandbox mode (which trusts the sandbox's
+own plain-HTTP image URLs, and no other loopback URL), and tells the
+assistant where a sample image is. A standalone sandbox (`cutout-mcp
+sandbox`) is declared with CUTOUT_SANDBOX=1 and CUTOUT_BASE_URL; the same
+instructions and resource then point at it.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
-    """`settings` pointed at the running sandbox, with its key and its image URLs trusted.
+    """`settings` pointed at the running sandbox in sandbox mode (its image URLs trusted), with its key.
 
     Sandbox jobs die with the sandbox, so they get a throwaway ledger (removed at exit) instead of
     the user's real one (never a shared CUTOUT_DATABASE_URL), and sandbox credits are not counted
@@ -66,7 +69,7 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
         update={
             "api_key": SecretStr(sandbox.api_key),
             "base_url": sandbox.base_url,
-            "trusted_image_origins": (sandbox.base_url,),
+            "sandbox": True,
             "state_dir": state_dir,
             "database_url": None,
             "credit_budget": None,
@@ -74,15 +77,19 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     )
 
 
-def sandbox_instructions(sandbox: Sandbox) -> str:
+def sample_image_url(base_url: str) -> str:
+    return base_url.rstrip("/") + SAMPLE_IMAGE_PATH
+
+
+def sandbox_instructions(base_url: str) -> str:
     return (
         "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. A sample image to "
-        f"use: {sandbox.url(SAMPLE_IMAGE_PATH)}. Put 'sandbox:inappropriate', 'sandbox:abnormal', "
+        f"use: {sample_image_url(base_url)}. Put 'sandbox:inappropriate', 'sandbox:abnormal', "
         "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure."
     )
 
 
-def attach_sandbox(server: MCPServer[object], sandbox: Sandbox) -> None:
+def attach_sandbox(server: MCPServer[object], base_url: str) -> None:
     """Publish the sandbox's address and sample image as a resource."""
 
     @server.resource(
@@ -95,8 +102,8 @@ def attach_sandbox(server: MCPServer[object], sandbox: Sandbox) -> None:
     def sandbox_info() -> str:
         return json.dumps(
             {
-                "base_url": sandbox.base_url,
-                "sample_image_url": sandbox.url(SAMPLE_IMAGE_PATH),
-                "stats_url": sandbox.url("/__sandbox__/stats"),
+                "base_url": base_url,
+                "sample_image_url": sample_image_url(base_url),
+                "stats_url": base_url.rstrip("/") + "/__sandbox__/stats",
             }
         )

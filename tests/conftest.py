@@ -45,6 +45,20 @@ class FakeClock:
         await anyio.lowlevel.checkpoint()
 
 
+class IdleClock(FakeClock):
+    """A fake clock whose time passes only once every other task waits, as real time would.
+
+    `FakeClock` moves time the moment a sleep starts, so a task woken just before reads a later time
+    than it was woken at; here a sleeper first lets everything runnable run.
+    """
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await anyio.wait_all_tasks_blocked()
+        self.time += seconds
+        await anyio.lowlevel.checkpoint()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from cutout_mcp.cli import main, transport_security
 from cutout_mcp.config import ConfigError, Settings
 from cutout_mcp.server import build_server
-from cutout_mcp.server.auth import StaticTokenVerifier, parse_tokens, require_auth_for_public_bind
+from cutout_mcp.server.auth import StaticTokenVerifier, missing_authentication, parse_tokens
 from cutout_mcp.server.principal import current_principal
 
 from .conftest import API_KEY, BASE_URL
@@ -81,7 +81,8 @@ def test_a_public_bind_without_a_token_is_refused_with_the_way_out() -> None:
         transport_security(public)
     assert "CUTOUT_MCP_TOKEN" in str(caught.value)
     assert "CUTOUT_MCP_TOKEN_FILE" in str(caught.value)
-    require_auth_for_public_bind(Settings(transport="streamable-http"))  # loopback may run without
+    assert "--allowed-host" not in str(caught.value), "only what is missing is listed"
+    assert missing_authentication(Settings(transport="streamable-http")) is None  # loopback may run without
 
 
 def test_the_cli_refuses_a_public_bind_without_a_token(
@@ -90,7 +91,7 @@ def test_the_cli_refuses_a_public_bind_without_a_token(
     monkeypatch.delenv("CUTOUT_MCP_TOKEN", raising=False)
     code = main(["--transport", "streamable-http", "--host", "0.0.0.0", "--allowed-host", "mcp.example.com"])
     assert code == 2
-    assert "without authentication" in capsys.readouterr().err
+    assert "authentication, since anyone who reaches it could spend your cutout.pro credits" in capsys.readouterr().err
 
 
 def test_tokens_and_the_key_can_come_from_files(tmp_path: Path) -> None:

@@ -75,8 +75,10 @@ def test_loopback_http_binding_gets_host_and_origin_checks() -> None:
 
 
 def test_public_binding_without_allowed_hosts_is_refused() -> None:
-    with pytest.raises(ConfigError, match="--allowed-host"):
-        transport_security(Settings(transport="sse", host="0.0.0.0"))
+    tokens = ("alice:" + "a" * 32,)
+    with pytest.raises(ConfigError, match="--allowed-host") as caught:
+        transport_security(Settings(transport="sse", host="0.0.0.0", mcp_tokens=tokens))
+    assert "CUTOUT_MCP_TOKEN" not in str(caught.value), "only what is missing is listed"
 
 
 def test_public_binding_with_allowed_hosts_checks_them() -> None:
@@ -140,3 +142,34 @@ def test_help_lists_every_variable_with_its_meaning(capsys: pytest.CaptureFixtur
     }
     assert set(ENVIRONMENT) <= set(lines), "every CUTOUT_* setting is in --help"
     assert all(len(line.split()) > 2 for line in lines.values()), "each with a description"
+
+
+def test_a_loopback_base_url_is_not_taken_for_a_sandbox() -> None:
+    """A local forward proxy at the base URL must not open its origin to model-chosen image URLs."""
+    proxy = Settings.load({"CUTOUT_BASE_URL": "http://127.0.0.1:3128"})
+    assert proxy.sandbox is False
+    assert proxy.trusted_image_origins == ()
+
+
+@pytest.mark.parametrize("on", ["1", "on", "true"])
+def test_sandbox_mode_is_declared_in_process_or_at_the_base_url(on: str) -> None:
+    in_process = Settings.load({"CUTOUT_SANDBOX": on})
+    assert in_process.sandbox_in_process is True
+    assert in_process.trusted_image_origins == (), "the in-process sandbox's address is set once it runs"
+    standalone = Settings.load({"CUTOUT_SANDBOX": on, "CUTOUT_BASE_URL": "http://127.0.0.1:8787/"})
+    assert standalone.sandbox_in_process is False
+    assert standalone.trusted_image_origins == ("http://127.0.0.1:8787",)
+
+
+def test_a_declared_sandbox_must_be_local() -> None:
+    with pytest.raises(ConfigError, match="CUTOUT_SANDBOX") as caught:
+        Settings.load({"CUTOUT_SANDBOX": "1", "CUTOUT_BASE_URL": "https://www.cutout.pro"})
+    assert "--settings" not in str(caught.value)
+
+
+def test_a_public_bind_names_every_missing_requirement_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--transport", "streamable-http", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "--allowed-host" in err
+    assert "CUTOUT_MCP_TOKEN" in err
+    assert err.count("Refusing") == 1

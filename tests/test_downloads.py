@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -237,3 +238,53 @@ def test_a_transparent_png_previews_on_white() -> None:
     Image.new("RGBA", (100, 100), (0, 0, 0, 0)).save(out, "PNG")
     with Image.open(io.BytesIO(make_preview(out.getvalue()))) as preview:
         assert preview.convert("RGB").getpixel((50, 50)) == (255, 255, 255)
+
+
+async def test_a_preview_that_takes_too_long_is_left_out_and_the_edit_returns(
+    settings: Settings, clock: FakeClock, upstream: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    never = anyio.Event()
+
+    async def stalled(request: httpx.Request) -> httpx.Response:
+        await never.wait()  # a result host that accepts the connection and never answers
+        raise AssertionError("unreachable")
+
+    upstream.post(EDIT).respond(json=edit_answer())
+    upstream.get(EDITED_URL).mock(side_effect=stalled)
+    hurried = settings.model_copy(update={"preview_seconds": 0.05})
+    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+        async with connect(hurried, "auto", clock) as client:
+            result = await client.call_tool("edit_image", EDIT_ARGS)
+    assert result.is_error is False
+    assert result.structured_content is not None
+    assert result.structured_content["image_url"] == EDITED_URL
+    assert [block.type for block in result.content] == ["text", "resource_link"]
+    assert "not ready within 0.05 s (CUTOUT_PREVIEW_SECONDS)" in caplog.text
+
+
+async def test_one_download_client_serves_every_preview(
+    settings: Settings, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[httpx.AsyncClient] = []
+
+    class Counted(httpx.AsyncClient):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(httpx, "AsyncClient", Counted)
+    upstream.post(EDIT).respond(json=edit_answer())
+    upstream.get(EDITED_URL).respond(content=picture(300, 200, "JPEG"), headers={"content-type": "image/jpeg"})
+    async with connect(settings, "auto", clock) as client:
+        for _ in range(3):
+            result = await client.call_tool("edit_image", EDIT_ARGS)
+            assert [block.type for block in result.content] == ["text", "resource_link", "image"]
+    assert len(made) == 2, "one client for cutout.pro's API (with the key), one for downloads, for the server's life"
+    assert all(http.is_closed for http in made)
+
+
+def test_a_large_jpeg_is_previewed_from_a_reduced_decode() -> None:
+    jpeg = make_preview(picture(4000, 2250, "JPEG", noisy=True))
+    with Image.open(io.BytesIO(jpeg)) as preview:
+        assert preview.format == "JPEG"
+        assert preview.size == (512, 288)

@@ -7,6 +7,7 @@ CUTOUT_BASE_URL pointing at the sandbox, and driven by the official client.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -51,6 +52,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def server_env(sandbox: Sandbox) -> dict[str, str]:
     return {
+        "CUTOUT_SANDBOX": "1",  # declared: the sandbox's own loopback image URLs are then trusted
         "CUTOUT_API_KEY": sandbox.api_key,
         "CUTOUT_BASE_URL": sandbox.base_url,
         "CUTOUT_LOG_LEVEL": "WARNING",
@@ -289,3 +291,28 @@ async def test_a_task_aware_client_gets_the_video_as_a_task_over_http(sandbox: S
     assert result.structured_content["status"] == "succeeded", "the task waited past wait_seconds=0"
     assert extension.polls, "the client polled tasks/get"
     assert sandbox.state.charges == 1
+
+
+async def test_cutout_sandbox_alone_starts_a_sandbox_whose_sample_every_model_accepts() -> None:
+    """What an MCP bundle's "sandbox" toggle sets: CUTOUT_SANDBOX=1 and nothing else (no key, no URL)."""
+    env = {"CUTOUT_SANDBOX": "1", "CUTOUT_LOG_LEVEL": "WARNING", "CUTOUT_STATE_DIR": os.environ["CUTOUT_STATE_DIR"]}
+    async with Client(StdioServerParameters(command=CUTOUT_MCP, env=env)) as client:
+        info = await client.read_resource("cutout://sandbox")
+        sample = json.loads(info.contents[0].text)["sample_image_url"]  # type: ignore[union-attr]
+        assert sample in (client.instructions or "")
+        edit = await client.call_tool(
+            "edit_image", {"prompt": "warmer light", "image_urls": [sample], "model": "seedream-4.0"}
+        )  # the pre-flight is on: the sample meets seedream-4.0's pixel minimum
+        assert edit.is_error is False, text_of(edit)
+        assert [block.type for block in edit.content] == ["text", "resource_link", "image"]
+
+
+async def test_a_sandbox_not_declared_is_an_upstream_like_any_other(sandbox: Sandbox) -> None:
+    """Without CUTOUT_SANDBOX, a loopback CUTOUT_BASE_URL's own images are refused like any loopback URL."""
+    env = {**server_env(sandbox), "CUTOUT_SANDBOX": "0"}
+    image = sandbox.url("/samples/photo.jpg")
+    async with Client(StdioServerParameters(command=CUTOUT_MCP, env=env)) as client:
+        refused = await client.call_tool("generate_video", {"image_url": image})
+    assert refused.is_error is True
+    assert "loopback" in text_of(refused)
+    assert sandbox.state.charges == 0

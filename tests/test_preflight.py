@@ -410,3 +410,39 @@ async def test_preflight_off_fetches_nothing(mode: str, clock: FakeClock) -> Non
         result = await client.call_tool("generate_video", {"image_url": "https://img.example/cat.png"})
     assert result.is_error is False
     assert len(upstream.requests) >= 1
+
+
+async def test_a_loopback_base_url_does_not_open_its_origin(mode: str, clock: FakeClock) -> None:
+    """Pointing CUTOUT_BASE_URL at a local proxy must not let a model-chosen URL reach that proxy."""
+    proxy = "http://127.0.0.1:3128"
+    settings = Settings(api_key=API_KEY, base_url=proxy, wait_seconds=0, preflight=True)
+    upstream = Upstream()
+    async with connect(settings, mode, clock, http_transport=httpx.MockTransport(upstream)) as client:
+        video = await client.call_tool("generate_video", {"image_url": f"{proxy}/admin.png"})
+        edit = await client.call_tool("edit_image", {"prompt": "blue", "image_urls": [f"{proxy}/admin.png"]})
+    assert video.is_error is True
+    assert "127.0.0.1 is a loopback address" in " ".join(getattr(b, "text", "") for b in video.content)
+    assert edit.is_error is True
+    assert "https" in " ".join(getattr(b, "text", "") for b in edit.content)
+    assert upstream.requests == []
+
+
+async def test_the_sandbox_sample_passes_every_models_preflight() -> None:
+    """The image the sandbox instructions offer is accepted for a video and by every edit model."""
+    from cutout_mcp.core.preflight import open_inspector
+    from cutout_mcp.sandbox import SandboxConfig, run_sandbox
+    from cutout_mcp.sandbox_mode import sample_image_url, sandbox_instructions
+
+    async with run_sandbox(SandboxConfig(fetch_remote=False)) as sandbox:
+        settings = Settings.load({"CUTOUT_SANDBOX": "1", "CUTOUT_BASE_URL": sandbox.base_url})
+        sample = sample_image_url(settings.base_url)
+        assert sample in sandbox_instructions(settings.base_url)
+        async with open_inspector(settings) as checker:
+            assert checker is not None
+            facts = await checker.check_video_image(sample)
+            for model in catalog.EDIT_MODELS:
+                await checker.check_edit_images([sample], model)
+    assert facts.format == "JPEG"
+    assert facts.width is not None
+    assert facts.height is not None
+    assert facts.width * facts.height >= catalog.SEEDREAM_SIZE_RULES.min_pixels

@@ -144,7 +144,7 @@ async def test_generate_video_waits_until_done_with_rising_progress(
     assert values[-1] == 100
     assert all(total == 100 for _, total, _ in progress)
     assert "3 jobs ahead" in (progress[0][2] or "")
-    assert any("rendering (40%)" in (m or "") for _, _, m in progress)
+    assert any("rendering (40%" in (m or "") for _, _, m in progress)
 
 
 async def test_generate_video_returns_unfinished_job_at_the_bound(

@@ -2,8 +2,9 @@
 
 `open_context` is the server's lifespan minus MCP: the upstream client, the storage (the ledger,
 the dedupe guards and the task records: SQLite in CUTOUT_STATE_DIR, or PostgreSQL at
-CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector and the downloader, closed
-in the reverse order (poll loops end before the storage and the client close). The tool bodies in
+CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector and the downloader (with its
+own HTTP client), closed in the reverse order (poll loops end before the storage and the client
+close). The tool bodies in
 `core.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
 """
 
@@ -64,6 +65,7 @@ async def open_context(
             client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
         ).running() as watcher,
         open_inspector(settings, inspector) as checker,
+        Downloads(settings.output_dir, preview=settings.preview, preview_seconds=settings.preview_seconds) as got,
     ):
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
@@ -80,7 +82,7 @@ async def open_context(
                 guard_lease=guard_lease(settings),
                 confirm_above=settings.confirm_spend_above,
             ),
-            downloads=Downloads(settings.output_dir, preview=settings.preview),
+            downloads=got,
             inspector=checker,
         )
 

@@ -20,8 +20,17 @@ Decisions:
 - A finished video gets a contact sheet within the same bounds (four frames,
   `core.contact_sheet`), or its cover's preview when the frames cannot be had
   (no PyAV for an MP4, a video over the fetch cap, an unreadable file). It is
-  made from the local copy when there is one, and fetching and decoding share
-  one time bound. Either picture is left out, never the result, on failure.
+  made from the local copy when there is one. Either picture is left out,
+  never the result, on failure.
+- A preview or sheet is a nicety: fetching, decoding and shrinking it share
+  one overall budget (`CUTOUT_PREVIEW_SECONDS`), after which the result goes
+  out without it and the reason is logged. Shrinking runs in worker threads, `PREVIEW_WORKERS`
+  at a time (a large PNG decodes to hundreds of MB), and JPEGs are decoded
+  straight at 1/2, 1/4 or 1/8 scale (`Image.draft`), which is most of the win.
+- One download client lives as long as the server (`open_context` enters
+  `Downloads`): building an httpx client costs ~20 ms of CPU for its TLS
+  context, more than everything else a previewed edit does. It is not the API
+  client, which sends the key with every request.
 """
 
 from __future__ import annotations
@@ -30,24 +39,30 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
 from cutout_mcp import __version__
+from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.contact_sheet import contact_sheet
 from cutout_mcp.core.jpeg import fit_jpeg
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Kind = Literal["video", "image"]
 
 MAX_VIDEO_BYTES = 500 * 1024 * 1024
@@ -55,11 +70,15 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 DOWNLOAD_SECONDS = 120.0
 """Bound on one download, added to a tool call's wait: a slow copy fails and the URL remains."""
 PREVIEW_FETCH_BYTES = 20 * 1024 * 1024
-PREVIEW_FETCH_SECONDS = 15.0
 PREVIEW_SIDE_PX = 512
 PREVIEW_MAX_BYTES = 200 * 1024
 PREVIEW_MAX_SOURCE_PIXELS = 80_000_000
 """Larger images are not decoded for a preview (a decompression bomb guard)."""
+PREVIEW_WORKERS = 2
+"""Images shrunk at once; more wait their turn (within the budget), which bounds CPU and memory."""
+DOWNLOAD_CONNECTIONS = 20
+DOWNLOAD_KEEPALIVE_SECONDS = 1.5
+"""Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
 
 _EXT_BY_TYPE = {
     "video/mp4": ".mp4",
@@ -90,18 +109,54 @@ class Saved:
 
 
 class Downloads:
-    """Fetches result files with a short-lived httpx client of its own (never the API's, which sends the key)."""
+    """Fetches result files with one httpx client of its own (never the API's, which sends the key).
+
+    Use it as an async context manager (the server's lifespan does) so the client is closed; the client
+    itself is made on the first download, so start-up does not pay for its TLS context.
+    """
 
     def __init__(
         self,
         output_dir: Path | None,
         *,
         preview: bool = True,
+        preview_seconds: float = DEFAULT_PREVIEW_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.output_dir = output_dir.expanduser().resolve() if output_dir is not None else None
         self.preview_enabled = preview
+        self.preview_seconds = preview_seconds
         self._transport = transport
+        self._http_client: httpx.AsyncClient | None = None
+        self._workers = anyio.CapacityLimiter(PREVIEW_WORKERS)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                limits=httpx.Limits(
+                    max_connections=DOWNLOAD_CONNECTIONS,
+                    max_keepalive_connections=DOWNLOAD_CONNECTIONS,
+                    keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
+                ),
+                headers={"User-Agent": f"cutout-mcp/{__version__}"},
+                follow_redirects=True,
+                max_redirects=5,
+                transport=self._transport,
+            )
+        return self._http_client
+
+    async def __aenter__(self) -> Downloads:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
 
     # --- saving ---------------------------------------------------------------------
 
@@ -141,16 +196,7 @@ class Downloads:
         if urlsplit(url).scheme not in ("https", "http"):
             raise DownloadError("not an http(s) URL")
         try:
-            async with (
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(30.0, connect=10.0),
-                    headers={"User-Agent": f"cutout-mcp/{__version__}"},
-                    follow_redirects=True,
-                    max_redirects=5,
-                    transport=self._transport,
-                ) as http,
-                http.stream("GET", url) as response,
-            ):
+            async with self._http.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise DownloadError(f"HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
@@ -170,44 +216,74 @@ class Downloads:
         except httpx.HTTPError as exc:
             raise DownloadError(type(exc).__name__) from None
 
-    # --- previews -------------------------------------------------------------------
+    # --- previews and other image work -------------------------------------------------
 
     async def preview(self, url: str, saved: Saved | None = None) -> Picture | None:
-        """A small JPEG of the image, or None when it cannot be fetched or read."""
+        """A small JPEG of the image, or None when it cannot be had within the preview budget."""
         if not self.preview_enabled:
             return None
-        try:
-            data = await anyio.Path(saved.path).read_bytes() if saved is not None else await self._fetch_small(url)
-            jpeg = await anyio.to_thread.run_sync(make_preview, data)
-        except (DownloadError, TimeoutError, OSError, ValueError) as exc:
-            logger.info("No preview for the image: %s", exc)
-            return None
-        return Picture(jpeg)
+
+        jpeg = await self.within_budget("preview of the image", lambda: self._preview_bytes(url, saved))
+        return None if jpeg is None else Picture(jpeg)
 
     async def video_sheet(
         self, job: VideoJob, video: Saved | None = None, cover: Saved | None = None
     ) -> Picture | None:
         """Frames of a finished video in one small JPEG (`core.contact_sheet`), else its cover's preview, else
-        None; fetching and decoding share the preview's time bound."""
+        None; all of it within the one preview budget."""
         if not self.preview_enabled or not job.result_url:
             return None
-        with anyio.move_on_after(PREVIEW_FETCH_SECONDS):
+        video_url, cover_url = job.result_url, job.cover_url
+
+        async def make() -> bytes:
             try:
-                source = video.path if video is not None else await self._fetch_small(job.result_url)
-                jpeg = await anyio.to_thread.run_sync(contact_sheet, source, abandon_on_cancel=True)
-            except (DownloadError, TimeoutError, OSError, ValueError) as exc:
+                source = video.path if video is not None else await self._fetch_small(video_url)
+                return await self.off_loop(contact_sheet, source)
+            except (DownloadError, OSError, ValueError) as exc:
+                if not cover_url:
+                    raise
                 logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, exc)
-            else:
-                return Picture(jpeg)
-            if job.cover_url:
-                return await self.preview(job.cover_url, cover)
-        return None
+                return await self._preview_bytes(cover_url, cover)
+
+        jpeg = await self.within_budget(f"contact sheet of video job {job.id}", make)
+        return None if jpeg is None else Picture(jpeg)
+
+    async def _preview_bytes(self, url: str, saved: Saved | None) -> bytes:
+        if saved is not None:
+            return await self.off_loop(preview_file, saved.path)
+        return await self.off_loop(make_preview, await self._fetch_small(url))
 
     async def _fetch_small(self, url: str) -> bytes:
-        """A result file fetched into memory for a preview, within the preview's byte and time bounds."""
-        with anyio.fail_after(PREVIEW_FETCH_SECONDS):
-            async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
-                return b"".join([chunk async for chunk in chunks])
+        """A result file fetched into memory for a picture, within the preview's byte cap."""
+        async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
+            return b"".join([chunk async for chunk in chunks])
+
+    async def within_budget(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        """`work()`, or None (and a log line saying why) when it fails or outlasts the preview budget.
+
+        For extras that ride along with a result (a preview, a contact sheet): they must never hold the
+        result back or cost the caller it.
+        """
+        try:
+            with anyio.fail_after(self.preview_seconds):
+                return await work()
+        except TimeoutError:
+            logger.info(
+                "No %s: not ready within %g s (CUTOUT_PREVIEW_SECONDS); returning the result without it",
+                what,
+                self.preview_seconds,
+            )
+        except (DownloadError, OSError, ValueError) as exc:
+            logger.info("No %s: %s", what, exc)
+        return None
+
+    async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a worker thread, at most `PREVIEW_WORKERS` at once.
+
+        Waiting for a worker can be cancelled (the budget); a running job finishes first, so the
+        bound on threads and memory holds even when budgets expire.
+        """
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._workers)
 
     # --- what the tools return ----------------------------------------------------------
 
@@ -295,31 +371,62 @@ class Downloads:
         return result.model_copy(update=update), blocks
 
 
+def preview_file(path: Path) -> bytes:
+    """`make_preview` of a file (one worker-thread hop for reading and shrinking)."""
+    return make_preview(path.read_bytes())
+
+
 def make_preview(data: bytes) -> bytes:
     """A JPEG thumbnail of `data` within `PREVIEW_SIDE_PX` and `PREVIEW_MAX_BYTES` (raises if unreadable)."""
     from PIL import Image  # here, not at module level: Pillow costs ~25 ms of start-up
 
+    side = PREVIEW_SIDE_PX
     try:
         with Image.open(io.BytesIO(data)) as source:
             if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
                 raise ValueError(f"{source.width}×{source.height} is too large to preview")
-            image = source.convert("RGBA")
+            # JPEG: decode at the smallest of 1/2, 1/4, 1/8 scale still covering the thumbnail (a no-op
+            # for other formats); then shrink by whole factors before the one resampling pass.
+            source.draft("RGB", _fit(source.size, side))
+            source.thumbnail((side, side), reducing_gap=2.0)
+            image = _on_white(source)
     except Image.DecompressionBombError as exc:
         raise ValueError(str(exc)) from None
-    flat = Image.new("RGB", image.size, "white")
-    flat.paste(image, mask=image.getchannel("A"))
-    return fit_jpeg(flat, PREVIEW_SIDE_PX, PREVIEW_MAX_BYTES)
+    return fit_jpeg(image, side, PREVIEW_MAX_BYTES)
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled to fit within `side` x `side`, keeping its aspect ratio."""
+    width, height = size
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _on_white(image: PILImage) -> PILImage:
+    """RGB, with any transparency flattened onto white (as the image would show on a page)."""
+    from PIL import Image
+
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, "white")
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+def _url_suffix(url: str) -> str:
+    """The extension of the URL's path (`.jpg`), lower-cased; `posixpath` is several times cheaper than `Path`."""
+    return posixpath.splitext(urlsplit(url).path)[1].lower()
 
 
 def _remote_link(url: str, name: str, description: str) -> FileLink:
-    ext = Path(urlsplit(url).path).suffix.lower()
-    return FileLink(url, name, description, _TYPE_BY_EXT.get(ext))
+    return FileLink(url, name, description, _TYPE_BY_EXT.get(_url_suffix(url)))
 
 
 def _extension(mime: str, url: str, kind: Kind) -> str:
     if mime in _EXT_BY_TYPE:
         return _EXT_BY_TYPE[mime]
-    ext = Path(urlsplit(url).path).suffix.lower()
+    ext = _url_suffix(url)
     return ext if ext in _TYPE_BY_EXT else _DEFAULT_EXT[kind]
 
 

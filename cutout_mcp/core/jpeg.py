@@ -20,11 +20,13 @@ def fit_jpeg(image: Image, side_px: int, max_bytes: int) -> bytes:
     the side is halved until it fits."""
     side = side_px
     while True:
-        thumb = image.copy()
-        thumb.thumbnail((side, side))
+        thumb = image
+        if max(image.size) > side:  # a copy only when it must shrink
+            thumb = image.copy()
+            thumb.thumbnail((side, side))
         for quality in QUALITIES:
             out = io.BytesIO()
-            thumb.save(out, "JPEG", quality=quality, optimize=True)
+            thumb.save(out, "JPEG", quality=quality)  # no optimize pass: it doubles the encode time
             if out.tell() <= max_bytes:
                 return out.getvalue()
         if side <= 1:

@@ -95,16 +95,47 @@ class VideoJob(BaseModel):
         )
 
 
-def describe_job(job_id: int, status: JobStatus, percentage: float, wait_number: int) -> str:
-    """One sentence about a job, used both as progress message and result message."""
+def describe_job(
+    job_id: int,
+    status: JobStatus,
+    percentage: float,
+    wait_number: int,
+    *,
+    seconds_left: float | None = None,
+    waited: float | None = None,
+) -> str:
+    """One sentence about a job, used both as progress message and result message.
+
+    Progress messages add how long this call has waited and, once the pace is known, an estimate of
+    the time left (until rendering starts, for a queued job; until done, for a rendering one).
+    """
+    notes = []
     if status == "queued":
-        ahead = f"{wait_number} job{'s' if wait_number != 1 else ''} ahead" if wait_number else "waiting"
-        return f"Video job {job_id} is queued at cutout.pro ({ahead})."
-    if status == "processing":
-        return f"Video job {job_id} is rendering ({percentage:.0f}%)."
-    if status == "succeeded":
-        return f"Video job {job_id} is done."
-    return f"Video job {job_id} failed at cutout.pro."
+        notes.append(f"{wait_number} job{'s' if wait_number != 1 else ''} ahead" if wait_number else "waiting")
+        if seconds_left is not None:
+            notes.append(f"about {duration(seconds_left)} until it starts rendering")
+        sentence = f"Video job {job_id} is queued at cutout.pro ({{}})"
+    elif status == "processing":
+        notes.append(f"{percentage:.0f}%")
+        if seconds_left is not None:
+            notes.append(f"about {duration(seconds_left)} left")
+        sentence = f"Video job {job_id} is rendering ({{}})"
+    elif status == "succeeded":
+        sentence = f"Video job {job_id} is done{{}}"
+    else:
+        sentence = f"Video job {job_id} failed at cutout.pro{{}}"
+    detail = ", ".join(notes)
+    if waited is not None:
+        detail += ("; " if detail else "") + f"waited {duration(waited)}"
+    if status in ("succeeded", "failed"):
+        return sentence.format(f" ({detail})." if detail else ".")
+    return sentence.format(detail) + "."
+
+
+def duration(seconds: float) -> str:
+    """`45 s` below a minute and a half, `3 min` above: estimates are rough, so is their wording."""
+    seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class EditResult(BaseModel):

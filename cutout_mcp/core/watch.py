@@ -1,4 +1,4 @@
-"""Single flight: every caller waiting on one video job shares one poll loop.
+"""Single flight: every caller waiting on one video job shares one poll loop, and none is left in silence.
 
 Ten assistants (or ten retries of one) waiting on the same job should cost
 cutout.pro the requests of one. `JobWatcher.wait` takes a deadline and a
@@ -8,7 +8,14 @@ group:
 
 - the loop reads, publishes the job to every waiter, then sleeps until its
   next poll (`PollPolicy`) or the earliest waiter's deadline, whichever is
-  first, so each waiter gets a read at its own deadline as before;
+  first, so each waiter gets a read at (or just after) its own deadline;
+- between reads it wakes every `HEARTBEAT_SECONDS` and hands every waiter
+  the last reading again, so each waiter can send a progress notification
+  from local state (elapsed time, an estimate of the time left) without
+  another upstream read. Clients draw progress bars and some reset their
+  call timeout on each notification: silence reads as a hang. A read that
+  itself takes longer (retries, a slow upstream) is covered the same way,
+  timed by the event loop since the clock's sleep belongs to the loop;
 - each waiter sends its own progress notifications (from its own request)
   and returns at its own deadline; cancelling it removes only it;
 - a waiter that joins with a fresh state (younger than the policy's shortest
@@ -17,9 +24,11 @@ group:
   loop and is raised in every waiter, and the next waiter starts a new loop.
 
 The clock is injected (`cutout_mcp.clock`), and only the loop sleeps, so a
-fake clock advances exactly as it would for one waiter. `PollPolicy` decides
-how long to wait between reads; `ProgressReporter` turns states into progress
-notifications that always increase.
+fake clock advances exactly as it would for one waiter. `Pace` learns how
+fast a job moves (queue positions, render percentage) from its reads;
+`PollPolicy` turns that into the time to the next read, and `Reading` into
+an estimate of where the job is now; `ProgressReporter` turns readings into
+progress notifications that always increase.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cutout_mcp.clock import Clock
-from cutout_mcp.core.results import VideoJob
+from cutout_mcp.core.results import VideoJob, describe_job
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
@@ -42,14 +51,68 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, float, str], Awaitable[None]]
 """`(progress, total, message)`, the arguments of an MCP progress notification."""
 
+HEARTBEAT_SECONDS = 2.5
+"""Longest silence between two progress notifications while waiting (a margin under 3 s)."""
+ESTIMATE_CEILING = 99.0
+"""An extrapolated percentage stops here: only a read says a job is done."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of a job: its percentage and queue position at a moment."""
+
+    percentage: float
+    at: float
+    wait_number: int = 0
+
+
+@dataclass
+class Pace:
+    """How fast a job moves, learned from its reads: queue positions per second, percent per second.
+
+    Each rate is measured from the first read of its phase to the latest one, which smooths out
+    upstream's coarse steps (whole queue positions, whole percents).
+    """
+
+    queue_from: Sample | None = None
+    render_from: Sample | None = None
+    last: Sample | None = None
+
+    def observe(self, job: VideoJob, at: float) -> None:
+        sample = Sample(job.percentage, at, job.wait_number)
+        if job.status == "queued":
+            if self.queue_from is None or job.wait_number > self.queue_from.wait_number:
+                self.queue_from = sample  # a queue that grew starts a new measurement
+        elif job.status == "processing" and (self.render_from is None or job.percentage < self.render_from.percentage):
+            self.render_from = sample
+        self.last = sample
+
+    @property
+    def seconds_per_queued_job(self) -> float | None:
+        """How long one queue position has taken, once the position has fallen at least once."""
+        start, last = self.queue_from, self.last
+        if start is None or last is None or last.at <= start.at or last.wait_number >= start.wait_number:
+            return None
+        return (last.at - start.at) / (start.wait_number - last.wait_number)
+
+    @property
+    def render_rate(self) -> float | None:
+        """Percent per second while rendering, once the percentage has risen at least once."""
+        start, last = self.render_from, self.last
+        if start is None or last is None or last.at <= start.at or last.percentage <= start.percentage:
+            return None
+        return (last.percentage - start.percentage) / (last.at - start.at)
+
 
 @dataclass(frozen=True)
 class PollPolicy:
     """How long to wait between two reads of a job.
 
-    A queued job is read less often the more jobs are ahead of it; a
-    rendering job is read about twice before its estimated finish, so the end
-    is noticed quickly without polling a long render every second.
+    A queued job is read less often the more jobs are ahead of it, at the pace
+    its queue has actually moved (`seconds_per_queued_job` is only the guess
+    until two reads show it); a rendering job is read about twice before its
+    estimated finish, so the end is noticed quickly without polling a long
+    render every second.
     """
 
     min_interval: float = 2.0
@@ -57,11 +120,12 @@ class PollPolicy:
     default_processing_interval: float = 4.0
     seconds_per_queued_job: float = 2.0
 
-    def next_interval(self, job: VideoJob, previous: Sample | None, now: float) -> float:
+    def next_interval(self, job: VideoJob, pace: Pace) -> float:
+        rate = pace.render_rate
         if job.status == "queued":
-            wanted = self.min_interval + self.seconds_per_queued_job * job.wait_number
-        elif previous is not None and job.percentage > previous.percentage and now > previous.at:
-            rate = (job.percentage - previous.percentage) / (now - previous.at)
+            per_job = pace.seconds_per_queued_job
+            wanted = self.min_interval + (self.seconds_per_queued_job if per_job is None else per_job) * job.wait_number
+        elif rate is not None:
             wanted = (100.0 - job.percentage) / rate / 2
         else:
             wanted = self.default_processing_interval
@@ -69,35 +133,76 @@ class PollPolicy:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One earlier reading of a job, for the render rate."""
+class Reading:
+    """A job as last read, when, and its pace then: enough to say where it is now without reading again."""
 
-    percentage: float
+    job: VideoJob
     at: float
+    render_rate: float | None = None
+    seconds_per_queued_job: float | None = None
+
+    @classmethod
+    def of(cls, job: VideoJob, at: float, pace: Pace) -> Reading:
+        return cls(job, at, pace.render_rate, pace.seconds_per_queued_job)
+
+    def progress(self, now: float) -> float:
+        """Progress on the 0-100 scale at `now`, extrapolated from the read at the pace known then.
+
+        While queued the percentage stays 0, so the queue's advance is shown within 0-1: 1 / (jobs
+        ahead + 2), moving towards the next position's value as the queue's pace says it should.
+        """
+        job, elapsed = self.job, max(0.0, now - self.at)
+        if job.status == "queued":
+            here, next_position = 1.0 / (job.wait_number + 2), 1.0 / (job.wait_number + 1)
+            if self.seconds_per_queued_job is None:
+                return here
+            return here + (next_position - here) * min(0.9, elapsed / self.seconds_per_queued_job)
+        if job.status == "processing" and self.render_rate is not None:
+            return max(job.percentage, min(ESTIMATE_CEILING, job.percentage + self.render_rate * elapsed))
+        return job.percentage
+
+    def seconds_left(self, now: float) -> float | None:
+        """Until rendering starts (queued) or until done (rendering), when the pace is known."""
+        job, elapsed = self.job, max(0.0, now - self.at)
+        if job.status == "queued" and self.seconds_per_queued_job is not None:
+            return max(0.0, job.wait_number * self.seconds_per_queued_job - elapsed)
+        if job.status == "processing" and self.render_rate is not None:
+            return (100.0 - self.progress(now)) / self.render_rate
+        return None
+
+    def message(self, now: float, waited: float) -> str:
+        job = self.job
+        return describe_job(
+            job.id, job.status, job.percentage, job.wait_number, seconds_left=self.seconds_left(now), waited=waited
+        )
 
 
 @dataclass
 class ProgressReporter:
-    """Turns job states into MCP progress notifications that always increase.
+    """Turns readings into MCP progress notifications that always increase.
 
-    The MCP specification requires each notification's `progress` to exceed
-    the last one's. Progress is the upstream percentage (0-100). While a job
-    is queued the percentage stays 0, so the queue's advance is shown within
-    0-1 instead (1 / (jobs ahead + 2)), and a state that would not increase
-    the value is not sent.
+    The MCP specification requires each notification's `progress` to exceed the last one's. The value
+    is the reading's estimate (`Reading.progress`); when that is not above the last value sent (a
+    heartbeat with no new pace, a read below an earlier estimate) the next representable number
+    above it is sent instead, so a notification goes out every time and still increases.
     """
 
     send: ProgressCallback | None
+    job_id: int = 0
+    started: float = 0.0
     last: float = field(default=-1.0)
 
-    async def report(self, job: VideoJob) -> None:
+    async def report(self, reading: Reading | None, now: float) -> None:
         if self.send is None:
             return
-        value = 1.0 / (job.wait_number + 2) if job.status == "queued" else job.percentage
-        if value <= self.last:
-            return
+        waited = max(0.0, now - self.started)
+        if reading is None:  # the first read is still under way
+            value, message = 0.0, f"Checking on video job {self.job_id} at cutout.pro (waited {waited:.0f} s)."
+        else:
+            value, message = reading.progress(now), reading.message(now, waited)
+        value = max(value, math.nextafter(self.last, math.inf))
         self.last = value
-        await self.send(value, 100.0, job.message)
+        await self.send(value, 100.0, message)
 
 
 ReadJob = Callable[[int], Awaitable[UpstreamVideoJob]]
@@ -108,11 +213,11 @@ OnUpdate = Callable[[VideoJob], Awaitable[None]]
 class _Waiter:
     deadline: float
     changed: anyio.Event = field(default_factory=anyio.Event)
-    job: VideoJob | None = None
+    reading: Reading | None = None
     error: BaseException | None = None
 
-    def deliver(self, job: VideoJob | None, error: BaseException | None = None) -> None:
-        self.job, self.error = job, error
+    def deliver(self, reading: Reading | None, error: BaseException | None = None) -> None:
+        self.reading, self.error = reading, error
         self.changed.set()
 
 
@@ -120,8 +225,9 @@ class _Waiter:
 class _Watch:
     job_id: int
     waiters: set[_Waiter] = field(default_factory=set)
-    latest: VideoJob | None = None
-    latest_at: float = -math.inf
+    latest: Reading | None = None
+    last_told: float = -math.inf
+    """When the waiters were last handed a reading (a read or a heartbeat)."""
     read_now: bool = False
     sleep_scope: anyio.CancelScope | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -130,6 +236,12 @@ class _Watch:
         """Make the loop reconsider its sleep (a waiter came or went)."""
         if self.sleep_scope is not None:
             self.sleep_scope.cancel()
+
+    def tell(self, now: float) -> None:
+        """Hand every waiter the last reading again: a heartbeat from local state, no upstream read."""
+        self.last_told = now
+        for waiter in self.waiters:
+            waiter.deliver(self.latest)
 
 
 class JobWatcher:
@@ -141,11 +253,14 @@ class JobWatcher:
         clock: Clock,
         policy: PollPolicy,
         on_update: OnUpdate | None = None,
+        *,
+        heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._read = read
         self._clock = clock
         self._policy = policy
         self._on_update = on_update
+        self._heartbeat = heartbeat
         self._watches: dict[int, _Watch] = {}
         self._tg: TaskGroup | None = None
 
@@ -176,21 +291,22 @@ class JobWatcher:
         """The job once finished or at `wait_seconds`, whichever comes first; reads at least once."""
         if self._tg is None:
             raise RuntimeError("JobWatcher.wait needs the watcher running (see JobWatcher.running)")
-        now = self._clock.now()
+        clock = self._clock
+        now = clock.now()
         waiter = _Waiter(deadline=now + max(0.0, wait_seconds))
-        reporter = ProgressReporter(on_progress)
+        reporter = ProgressReporter(on_progress, job_id, now)
         watch = self._watches.get(job_id)
         if watch is None:
             watch = self._watches[job_id] = _Watch(job_id)
             self._tg.start_soon(self._loop, watch)
         watch.waiters.add(waiter)
         try:
-            if watch.latest is not None and now - watch.latest_at < self._policy.min_interval:
-                job = watch.latest
-                await reporter.report(job)
-                if job.finished or waiter.deadline <= self._clock.now():
-                    return _as_mine(job, credits_charged)
-            elif watch.latest is not None and waiter.deadline <= now:
+            latest = watch.latest
+            if latest is not None:  # say at once where the job stands, as far as this server knows
+                await reporter.report(latest, now)
+                if now - latest.at < self._policy.min_interval and (latest.job.finished or waiter.deadline <= now):
+                    return _as_mine(latest.job, credits_charged)
+            if latest is not None and waiter.deadline <= now:
                 watch.read_now = True
             watch.wake()
             while True:
@@ -198,11 +314,11 @@ class JobWatcher:
                 waiter.changed = anyio.Event()
                 if waiter.error is not None:
                     raise waiter.error
-                assert waiter.job is not None
-                job = waiter.job
-                await reporter.report(job)
-                if job.finished or waiter.deadline <= self._clock.now():
-                    return _as_mine(job, credits_charged)
+                reading = waiter.reading
+                await reporter.report(reading, clock.now())
+                # only a read at or after the deadline ends the wait: a heartbeat never does
+                if reading is not None and (reading.job.finished or reading.at >= waiter.deadline):
+                    return _as_mine(reading.job, credits_charged)
         finally:
             watch.waiters.discard(waiter)
             if not watch.waiters:
@@ -214,41 +330,74 @@ class JobWatcher:
 
     async def _loop(self, watch: _Watch) -> None:
         clock, policy = self._clock, self._policy
-        previous: Sample | None = None
+        pace = Pace()
         next_read = clock.now()
+        last_read = -math.inf
+        watch.last_told = next_read
         try:
             with watch.scope:
                 while watch.waiters:
                     now = clock.now()
-                    # waiters whose deadline passed were served by the read at it and are leaving
-                    due = min((w.deadline for w in watch.waiters if w.deadline > now), default=next_read)
-                    due = min(due, next_read)
+                    # a waiter whose deadline came after the last read is owed a read at it
+                    due = min([next_read, *(w.deadline for w in watch.waiters if w.deadline > last_read)])
                     if now < due and not watch.read_now:
+                        beat = watch.last_told + self._heartbeat
+                        if now >= beat:
+                            watch.tell(now)
+                            continue
                         with anyio.CancelScope() as sleep_scope:
                             watch.sleep_scope = sleep_scope
-                            await clock.sleep(due - now)
+                            await clock.sleep(min(due, beat) - now)
                         watch.sleep_scope = None
                         continue
                     watch.read_now = False
                     try:
-                        upstream = await self._read(watch.job_id)
+                        upstream = await self._read_telling(watch)
                     except Exception as exc:
                         for waiter in watch.waiters:
                             waiter.deliver(None, exc)
                         return
                     job = VideoJob.from_upstream(upstream)
-                    now = clock.now()
-                    watch.latest, watch.latest_at = job, now
+                    last_read = now = clock.now()
+                    pace.observe(job, now)
+                    watch.latest = Reading.of(job, now, pace)
                     await self._update(job)  # first, so the ledger is never behind what a caller was told
-                    for waiter in watch.waiters:
-                        waiter.deliver(job)
+                    watch.tell(now)
                     if job.finished or not any(w.deadline > now for w in watch.waiters):
                         return  # every waiter has what it waited for
-                    next_read = now + policy.next_interval(job, previous, now)
-                    previous = Sample(job.percentage, now)
+                    next_read = now + policy.next_interval(job, pace)
         finally:
             if self._watches.get(watch.job_id) is watch:
                 del self._watches[watch.job_id]
+
+    async def _read_telling(self, watch: _Watch) -> UpstreamVideoJob:
+        """One read; while it takes longer than a heartbeat, the waiters are told the last reading.
+
+        Timed by the event loop, not the clock: the clock's sleep is the loop's own (a fake clock's
+        sleep moves time for everyone), and a read is not a sleep.
+        """
+        done = anyio.Event()
+        outcome: list[UpstreamVideoJob | Exception] = []
+
+        async def read() -> None:
+            try:
+                outcome.append(await self._read(watch.job_id))
+            except Exception as exc:  # handed to the loop, which tells every waiter
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            while not done.is_set():
+                with anyio.move_on_after(self._heartbeat):
+                    await done.wait()
+                if not done.is_set():
+                    watch.tell(self._clock.now())
+        (result,) = outcome
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def _update(self, job: VideoJob) -> None:
         if self._on_update is None:

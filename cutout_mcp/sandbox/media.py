@@ -25,7 +25,8 @@ VIDEO_FPS = 12
 VIDEO_SECONDS = 2
 VIDEO_MAX_SIDE = 480
 EDIT_MAX_SIDE = 1024
-SAMPLE_SIZE = (1024, 768)
+SAMPLE_SIZE = (1280, 960)
+"""4:3 and 1,228,800 pixels: within every edit model's rules (seedream-4.0 wants at least 921,600)."""
 PLACEHOLDER_SIZE = (960, 720)
 DECODE_MAX_SIDE = 1280
 TINT = (255, 96, 48)
@@ -60,10 +61,13 @@ def _jpeg(image: PILImage, quality: int = 88) -> bytes:
 
 
 def sample_photo() -> bytes:
-    """A 1024×768 landscape JPEG so a demo has an input without any network."""
+    """A 1280×960 landscape JPEG so a demo has an input without any network.
+
+    Drawn for 1024×768 and scaled, so the picture is the same at any size.
+    """
     from PIL import Image, ImageDraw
 
-    w, h = SAMPLE_SIZE
+    w, h = 1024, 768
     image = Image.new("RGB", (w, h))
     draw = ImageDraw.Draw(image)
     horizon = int(h * 0.62)
@@ -82,7 +86,7 @@ def sample_photo() -> bytes:
         draw.rectangle((x + 14, 640, x + 22, 700), fill=(90, 60, 30))
         draw.ellipse((x - 8, 580, x + 44, 650), fill=(30, 100 + 8 * i, 50))
     draw.text((24, h - 40), "cutout.pro sandbox sample", fill=(255, 255, 255), font=_font(22))
-    return _jpeg(image, quality=90)
+    return _jpeg(image.resize(SAMPLE_SIZE, Image.Resampling.LANCZOS), quality=90)
 
 
 def decode_image(data: bytes) -> PILImage | None:

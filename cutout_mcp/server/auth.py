@@ -11,7 +11,8 @@ Whoever reaches an HTTP endpoint spends the operator's credits, so:
   (`hmac.compare_digest`) against every configured token. A request without a
   valid token gets 401 with `WWW-Authenticate: Bearer ...` from the SDK.
 - Binding a non-loopback address without a token is refused at start-up
-  (`require_auth_for_public_bind`).
+  (`missing_authentication` names what to set; the CLI lists it with every
+  other missing requirement in one message).
 - Instead of static tokens, OAuth resource-server mode (`oauth.py`) checks
   tokens from an authorization server by introspection; the two are mutually
   exclusive.
@@ -97,19 +98,19 @@ def auth_options(settings: Settings) -> dict[str, Any]:
     return {"token_verifier": verifier, "auth": AuthSettings(issuer_url=_UNUSED_ISSUER, resource_server_url=None)}
 
 
-def require_auth_for_public_bind(settings: Settings) -> None:
-    """Refuse to serve HTTP on a non-loopback address without tokens; validate tokens given."""
+def missing_authentication(settings: Settings) -> str | None:
+    """What to set so HTTP on a non-loopback address is authenticated, or None; validates the tokens given."""
     if oauth.oauth_config(settings) is not None:  # also refuses OAuth together with static tokens
-        return
+        return None
     if settings.mcp_tokens:
         parse_tokens(settings.mcp_tokens)
-        return
-    if settings.transport != "stdio" and not settings.binds_loopback:
-        raise ConfigError(
-            f"Refusing to serve on {settings.host} without authentication: anyone who reaches it could "
-            "spend your cutout.pro credits. Set CUTOUT_MCP_TOKEN=name:token (several users: "
-            "alice:token1,bob:token2) or CUTOUT_MCP_TOKEN_FILE=/path/to/file with one entry per line, and "
-            f"have clients send 'Authorization: Bearer <token>'. Make a token with {_MAKE_TOKEN}. "
-            "With an OAuth authorization server, set CUTOUT_OAUTH_ISSUER, CUTOUT_OAUTH_INTROSPECTION_URL and "
-            "CUTOUT_OAUTH_RESOURCE_URL instead. Or bind 127.0.0.1."
-        )
+        return None
+    if settings.transport == "stdio" or settings.binds_loopback:
+        return None
+    return (
+        "authentication, since anyone who reaches it could spend your cutout.pro credits: set "
+        "CUTOUT_MCP_TOKEN=name:token (several users: alice:token1,bob:token2) or "
+        "CUTOUT_MCP_TOKEN_FILE=/path/to/file with one entry per line, and have clients send "
+        f"'Authorization: Bearer <token>' (make a token with {_MAKE_TOKEN}); with an OAuth authorization "
+        "server, set CUTOUT_OAUTH_ISSUER, CUTOUT_OAUTH_INTROSPECTION_URL and CUTOUT_OAUTH_RESOURCE_URL instead"
+    )

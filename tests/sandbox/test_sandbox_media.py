@@ -33,11 +33,18 @@ async def finished_job(client: httpx.AsyncClient, clock: ManualClock, image_url:
     return data
 
 
-async def test_sample_photo_is_a_1024x768_jpeg(client: httpx.AsyncClient) -> None:
+async def test_the_sample_photo_meets_every_models_rules(client: httpx.AsyncClient) -> None:
+    """The sample the sandbox instructions offer must be usable with every edit model and for a video."""
     response = await client.get("/samples/photo.jpg")
     assert response.headers["content-type"] == "image/jpeg"
     image = image_of(response.content)
-    assert (image.format, image.size) == ("JPEG", (1024, 768))
+    assert image.format == "JPEG"
+    width, height = image.size
+    for model in catalog.EDIT_MODELS:
+        if model.size_rules is not None:
+            assert model.size_rules.violations(width, height, len(response.content)) == [], model.name
+    assert catalog.VIDEO_MIN_SIDE_PX <= min(width, height) <= max(width, height) <= catalog.VIDEO_MAX_SIDE_PX
+    assert len(response.content) <= catalog.MAX_IMAGE_BYTES
 
 
 async def test_video_and_cover_are_real_and_match_the_reported_size(
