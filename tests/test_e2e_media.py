@@ -40,6 +40,7 @@ async def spawn(
     variables = {
         "CUTOUT_API_KEY": sandbox.api_key,
         "CUTOUT_BASE_URL": sandbox.base_url,
+        "CUTOUT_SANDBOX": "1",  # declared: its loopback origin is trusted for images only then
         "CUTOUT_LOG_LEVEL": "WARNING",
         "CUTOUT_STATE_DIR": str(state),
         **(env or {}),

@@ -49,6 +49,7 @@ class Replicas:
         shared = {
             "CUTOUT_API_KEY": sandbox.api_key,
             "CUTOUT_BASE_URL": sandbox.base_url,
+            "CUTOUT_SANDBOX": "1",  # a standalone sandbox: declared, so its image URLs pass pre-flight
             "CUTOUT_LOG_LEVEL": "WARNING",
             "CUTOUT_MCP_TOKEN": ",".join(f"{name}:{token}" for name, token in TOKENS.items()),
             "CUTOUT_TASK_LEASE_SECONDS": "2",
