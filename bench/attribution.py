@@ -32,7 +32,6 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import floor_edit_server
 from bench._common import Row, print_rows
 from bench.edit_upstream import API_KEY, run_edit_upstream
 from bench.inline_threads import InlineThreads
@@ -45,6 +44,10 @@ ARGUMENTS = {"prompt": "warmer light", "image_urls": ["https://img.example.com/c
 
 
 async def run(rounds: int = 40) -> list[Row]:
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level  # every MCPServer configures the root logger
+    from bench import floor_edit_server
+
     logging.disable(logging.INFO)  # no per-request log lines from any of them
     threaded_anyio = ledger.anyio
     async with run_edit_upstream() as upstream, AsyncExitStack() as stack:
@@ -81,6 +84,7 @@ async def run(rounds: int = 40) -> list[Row]:
         finally:
             ledger.anyio = threaded_anyio  # type: ignore[assignment]
             logging.disable(logging.NOTSET)
+            root.handlers[:], root.level = saved_handlers, saved_level
     per_call = {name: 1000 * seconds / (rounds * BLOCK) for name, seconds in cpu.items()}
     floor, ours, inline = per_call["floor"], per_call["cutout-mcp"], per_call["cutout-mcp, ledger inline"]
     label = "attribution"
