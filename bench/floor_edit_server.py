@@ -43,6 +43,7 @@ async def edit_image(
     return data
 
 
+logging.getLogger("httpx").setLevel(logging.WARNING)  # like cutout-mcp: no log line per request
+
 if __name__ == "__main__":
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # like cutout-mcp: no log line per request
     server.run("stdio")

@@ -20,7 +20,16 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import call_overhead, cold_start, contact_sheet, many_jobs, poll_efficiency, replicas, storage_ops
+from bench import (
+    attribution,
+    call_overhead,
+    cold_start,
+    contact_sheet,
+    many_jobs,
+    poll_efficiency,
+    replicas,
+    storage_ops,
+)
 from bench._common import BENCH_DIR, Row, table
 
 RESULTS = BENCH_DIR / "results.md"
@@ -38,6 +47,7 @@ def main() -> None:
     steps = [
         ("cold start", lambda: anyio.run(cold_start.run, runs)),
         ("call overhead", lambda: anyio.run(call_overhead.run, calls, rounds)),
+        ("attribution", lambda: anyio.run(attribution.run, 8 * rounds)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),
         ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
