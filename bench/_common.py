@@ -22,7 +22,6 @@ PYTHON = sys.executable
 CUTOUT_MCP = str(Path(sys.executable).with_name("cutout-mcp"))
 FLOOR_SERVER = str(BENCH_DIR / "floor_server.py")
 FLOOR_EDIT_SERVER = str(BENCH_DIR / "floor_edit_server.py")
-INLINE_THREADS = str(BENCH_DIR / "inline_threads.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

@@ -8,9 +8,7 @@ moments of the machine then fall on every server alike. It reports CPU per call 
 included, which is the same work for every server but for the larger result cutout-mcp validates)
 for:
 
-- the floor (`floor_edit_server.py`), cutout-mcp with pre-flight and preview off, and the same with
-  the ledger's worker-thread hand-offs run inline (`inline_threads.InlineThreads`), so the
-  gap splits into the ledger's hand-offs and the rest.
+the floor (`floor_edit_server.py`) and cutout-mcp with pre-flight and preview off.
 
     python bench/attribution.py [--rounds R]
 """
@@ -34,9 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, print_rows
 from bench.edit_upstream import API_KEY, run_edit_upstream
-from bench.inline_threads import InlineThreads
 from cutout_mcp.config import Settings
-from cutout_mcp.core import ledger
 from cutout_mcp.server import build_server
 
 BLOCK = 50
@@ -49,7 +45,6 @@ async def run(rounds: int = 40) -> list[Row]:
     from bench import floor_edit_server
 
     logging.disable(logging.INFO)  # no per-request log lines from any of them
-    threaded_anyio = ledger.anyio
     async with run_edit_upstream() as upstream, AsyncExitStack() as stack:
         os.environ["CUTOUT_BASE_URL"], os.environ["CUTOUT_API_KEY"] = upstream.base_url, API_KEY
 
@@ -58,35 +53,31 @@ async def run(rounds: int = 40) -> list[Row]:
                 api_key=SecretStr(API_KEY),
                 base_url=upstream.base_url,
                 preflight=False,
-                edit_preview=False,
+                preview=False,
                 state_dir=Path(tempfile.mkdtemp(prefix="cutout-bench-")),
             )
 
         clients = {
             "floor": await stack.enter_async_context(Client(floor_edit_server.server)),
             "cutout-mcp": await stack.enter_async_context(Client(build_server(settings()))),
-            "cutout-mcp, ledger inline": await stack.enter_async_context(Client(build_server(settings()))),
         }
         cpu = dict.fromkeys(clients, 0.0)
         try:
-            for name, client in clients.items():
-                ledger.anyio = InlineThreads() if "inline" in name else threaded_anyio  # type: ignore[assignment]
+            for client in clients.values():
                 for _ in range(BLOCK):  # warm up
                     await client.call_tool("edit_image", ARGUMENTS)
             for _ in range(rounds):
                 for name, client in clients.items():
-                    ledger.anyio = InlineThreads() if "inline" in name else threaded_anyio  # type: ignore[assignment]
                     started = time.process_time()
                     for _ in range(BLOCK):
                         result = await client.call_tool("edit_image", ARGUMENTS)
                         assert not result.is_error, result.content
                     cpu[name] += time.process_time() - started
         finally:
-            ledger.anyio = threaded_anyio  # type: ignore[assignment]
             logging.disable(logging.NOTSET)
             root.handlers[:], root.level = saved_handlers, saved_level
     per_call = {name: 1000 * seconds / (rounds * BLOCK) for name, seconds in cpu.items()}
-    floor, ours, inline = per_call["floor"], per_call["cutout-mcp"], per_call["cutout-mcp, ledger inline"]
+    floor, ours = per_call["floor"], per_call["cutout-mcp"]
     label = "attribution"
     how = f"{rounds * BLOCK} calls each, interleaved in blocks of {BLOCK}, one process"
     return [
@@ -96,17 +87,6 @@ async def run(rounds: int = 40) -> list[Row]:
             "cutout-mcp (pre-flight and preview off): CPU per call",
             f"{ours:.2f} ms ({floor / ours:.2f}x)",
             floor=f"{floor:.2f} ms",
-        ),
-        Row(
-            label,
-            "cutout-mcp with the ledger's hand-offs inline: CPU per call",
-            f"{inline:.2f} ms ({floor / inline:.2f}x)",
-            floor=f"{floor:.2f} ms",
-        ),
-        Row(
-            label,
-            "gap to the floor that is the ledger's thread hand-offs",
-            f"{ours - inline:.2f} of {ours - floor:.2f} ms ({(ours - inline) / max(ours - floor, 1e-9):.0%})",
         ),
     ]
 

@@ -5,10 +5,8 @@ result is a real 1024x576 JPEG. Every server is spawned over stdio and driven by
 
 - **floor**: `bench/floor_edit_server.py`, the same SDK with one tool that forwards the edit through
   one shared httpx client (no validation beyond the SDK's, no ledger, no pre-flight, no preview);
-- **core**: cutout-mcp with pre-flight and preview off (CUTOUT_PREFLIGHT=off, CUTOUT_EDIT_PREVIEW=off),
+- **core**: cutout-mcp with pre-flight and preview off (CUTOUT_PREFLIGHT=off, CUTOUT_PREVIEW=off),
   the like-for-like comparison with the floor;
-- **ledger inline**: the same, launched through `bench/inline_threads.py`, which runs the ledger's
-  worker-thread hand-offs inline: the difference to **core** is what those hand-offs cost;
 - **preview on**: core with the inline preview on (it fetches and shrinks the result JPEG);
 - **defaults** and **defaults, preview off**: every default (pre-flight and preview on) in declared
   sandbox mode (CUTOUT_SANDBOX=1), so the pre-flight may fetch the stand-in's input image on loopback.
@@ -41,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     CUTOUT_MCP,
     FLOOR_EDIT_SERVER,
-    INLINE_THREADS,
     PYTHON,
     Row,
     child_pids,
@@ -57,7 +54,7 @@ CONCURRENCY = 10
 TARGET_FLOOR_RATIO = 0.9
 TARGET_ADDED_MS = 1.0
 TARGET_PREVIEW_RATIO = 0.6
-OFF = {"CUTOUT_PREFLIGHT": "off", "CUTOUT_EDIT_PREVIEW": "off"}
+OFF = {"CUTOUT_PREFLIGHT": "off", "CUTOUT_PREVIEW": "off"}
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -74,10 +71,9 @@ class Server:
 SERVERS = (
     Server("floor", (PYTHON, FLOOR_EDIT_SERVER)),
     Server("core", (CUTOUT_MCP,), OFF),
-    Server("ledger inline", (PYTHON, INLINE_THREADS), OFF),
     Server("preview on", (CUTOUT_MCP,), {"CUTOUT_PREFLIGHT": "off"}),
     Server("defaults", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1"}, sandbox_image=True),
-    Server("defaults, preview off", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1", "CUTOUT_EDIT_PREVIEW": "off"}, True),
+    Server("defaults, preview off", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1", "CUTOUT_PREVIEW": "off"}, True),
 )
 
 
@@ -176,10 +172,8 @@ async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
 
     core_vs_floor = per_round(lambda c, f: c.throughput / f.throughput, "core", "floor")
     added = per_round(lambda c, f: 1000 * (c.latency - f.latency), "core", "floor")
-    inline_vs_floor = per_round(lambda i, f: i.throughput / f.throughput, "ledger inline", "floor")
     cpu_added = per_round(lambda c, f: c.cpu_ms_per_call - f.cpu_ms_per_call, "core", "floor")
     cpu_ratio = per_round(lambda c, f: f.cpu_ms_per_call / c.cpu_ms_per_call, "core", "floor")
-    cpu_ledger = per_round(lambda c, i: c.cpu_ms_per_call - i.cpu_ms_per_call, "core", "ledger inline")
     preview = per_round(lambda p, c: p.throughput / c.throughput, "preview on", "core")
     defaults = per_round(lambda d, o: d.throughput / o.throughput, "defaults", "defaults, preview off")
     label = "call overhead"
@@ -221,12 +215,6 @@ async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
             floor="1.00x",
         ),
         Row(label, f"core - floor server CPU per call, {how}", spread(cpu_added, "{:.2f}") + " ms", floor="0 ms"),
-        Row(
-            label,
-            f"of which the ledger's thread hand-offs (core - ledger inline CPU per call), {how}",
-            spread(cpu_ledger, "{:.2f}") + " ms",
-            floor=f"ledger inline / floor throughput: {spread(inline_vs_floor)}x",
-        ),
         Row(
             label,
             f"preview on / core throughput at concurrency {CONCURRENCY} (pre-flight off), {how}",
