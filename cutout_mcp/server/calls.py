@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
@@ -37,9 +38,12 @@ def progress_sender(ctx: Context[AppContext, Any]) -> ProgressCallback:
 
 def call_result(delivered: Delivered[Any]) -> CallToolResult:
     result: BaseModel = delivered.result
-    text = TextContent(type="text", text=result.model_dump_json(indent=2))
+    # One walk over the model: the JSON-mode dict is the structured content, and its JSON text is what
+    # `model_dump_json(indent=2)` would give (same serializer, same key order).
+    structured = result.model_dump(mode="json")
+    text = TextContent(type="text", text=pydantic_core.to_json(structured, indent=2).decode())
     blocks = [_block(a) for a in delivered.attachments]
-    return CallToolResult(content=[text, *blocks], structured_content=result.model_dump(mode="json"))
+    return CallToolResult(content=[text, *blocks], structured_content=structured)
 
 
 def _block(attachment: Attachment) -> ContentBlock:
