@@ -54,42 +54,66 @@ def register(
         ),
     ]
 
-    @server.tool(
+    Prompt = Annotated[
+        str,
+        Field(min_length=1, max_length=catalog.MAX_PROMPT_CHARS, description="What to change, in plain language."),
+    ]
+    ImageUrls = Annotated[
+        list[EditImageUrl],
+        Field(
+            min_length=catalog.MIN_EDIT_IMAGES,
+            max_length=catalog.MAX_EDIT_IMAGES,
+            description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
+        ),
+    ]
+    Model = Annotated[
+        EditModelName, Field(description="The editing model; see the tool description for prices and limits.")
+    ]
+    Ratio = Annotated[AspectRatio, Field(description="Output aspect ratio; 'original' keeps the first image's.")]
+
+    async def pay(
+        ctx: Context[AppContext, Any], plan: edits.EditPlan, confirmation: ElicitationResult[SpendConfirmation]
+    ) -> CallToolResult:
+        consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
+        delivered = await edits.edit_image(app_of(ctx), principal(), plan, consent)
+        return call_result(delivered)
+
+    tool = server.tool(
         title="Edit images with a prompt",
         description=texts.EDIT_IMAGE,
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
     )
-    async def edit_image(
-        prompt: Annotated[
-            str,
-            Field(
-                min_length=1,
-                max_length=catalog.MAX_PROMPT_CHARS,
-                description="What to change, in plain language.",
-            ),
-        ],
-        image_urls: Annotated[
-            list[EditImageUrl],
-            Field(
-                min_length=catalog.MIN_EDIT_IMAGES,
-                max_length=catalog.MAX_EDIT_IMAGES,
-                description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
-            ),
-        ],
-        ctx: Context[AppContext, Any],
-        plan: Annotated[edits.EditPlan, Resolve(check_edit)],
-        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_edit)],
-        model: Annotated[
-            EditModelName,
-            Field(description="The editing model; see the tool description for prices and limits."),
-        ] = catalog.DEFAULT_EDIT_MODEL,
-        aspect_ratio: Annotated[
-            AspectRatio,
-            Field(description="Output aspect ratio; 'original' keeps the first image's."),
-        ] = "original",
-    ) -> Annotated[CallToolResult, EditResult]:
-        consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
-        delivered = await edits.edit_image(app_of(ctx), principal(), plan, consent)
-        return call_result(delivered)
+
+    def register_unasked() -> None:
+        # CUTOUT_CONFIRM_SPEND=off: nothing is ever asked, so the same checks run in the body, without
+        # the SDK's resolver round on every call. The input schema is the same: resolved parameters are not in it.
+        @tool
+        async def edit_image(
+            prompt: Prompt,
+            image_urls: ImageUrls,
+            ctx: Context[AppContext, Any],
+            model: Model = catalog.DEFAULT_EDIT_MODEL,
+            aspect_ratio: Ratio = "original",
+        ) -> Annotated[CallToolResult, EditResult]:
+            plan = await check_edit(prompt, image_urls, model, aspect_ratio, ctx)
+            return await pay(ctx, plan, spend.NOT_ASKED)
+
+    def register_confirmed() -> None:
+        @tool
+        async def edit_image(
+            prompt: Prompt,
+            image_urls: ImageUrls,
+            ctx: Context[AppContext, Any],
+            plan: Annotated[edits.EditPlan, Resolve(check_edit)],
+            confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_edit)],
+            model: Model = catalog.DEFAULT_EDIT_MODEL,
+            aspect_ratio: Ratio = "original",
+        ) -> Annotated[CallToolResult, EditResult]:
+            return await pay(ctx, plan, confirmation)
+
+    if settings.confirm_spend_above is None:
+        register_unasked()
+    else:
+        register_confirmed()

@@ -51,6 +51,9 @@ class SpendConfirmation(BaseModel):
 ALLOWED = SpendConfirmation(confirm=True)
 """What `confirm` resolves to when the rule does not ask about a call."""
 
+NOT_ASKED: ElicitationResult[SpendConfirmation] = AcceptedElicitation(data=ALLOWED)
+"""The confirmation a tool registered without resolvers pays with (`CUTOUT_CONFIRM_SPEND=off`)."""
+
 
 class Planned(Protocol):
     """What `core` plans carry for the question: `VideoPlan`, `EditPlan`."""
