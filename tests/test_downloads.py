@@ -288,3 +288,24 @@ def test_a_large_jpeg_is_previewed_from_a_reduced_decode() -> None:
     with Image.open(io.BytesIO(jpeg)) as preview:
         assert preview.format == "JPEG"
         assert preview.size == (512, 288)
+
+
+def test_a_jpeg_that_already_fits_is_the_preview_itself() -> None:
+    small = picture(400, 300, "JPEG")
+    assert make_preview(small) == small
+
+
+def test_a_jpeg_with_exif_is_previewed_without_it() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: a re-encoded preview must not carry metadata on
+    out = io.BytesIO()
+    Image.new("RGB", (400, 300), (40, 120, 200)).save(out, "JPEG", exif=exif)
+    with Image.open(io.BytesIO(make_preview(out.getvalue()))) as preview:
+        assert "exif" not in preview.info
+        assert preview.size == (400, 300)
+
+
+def test_a_large_jpeg_is_shrunk_for_the_preview() -> None:
+    with Image.open(io.BytesIO(make_preview(picture(1024, 576, "JPEG")))) as preview:
+        assert preview.format == "JPEG"
+        assert preview.size == (downloads.PREVIEW_SIDE_PX, 288)

@@ -385,6 +385,8 @@ def make_preview(data: bytes) -> bytes:
         with Image.open(io.BytesIO(data)) as source:
             if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
                 raise ValueError(f"{source.width}×{source.height} is too large to preview")
+            if _fits_as_is(source, len(data), side):
+                return data
             # JPEG: decode at the smallest of 1/2, 1/4, 1/8 scale still covering the thumbnail (a no-op
             # for other formats); then shrink by whole factors before the one resampling pass.
             source.draft("RGB", _fit(source.size, side))
@@ -393,6 +395,21 @@ def make_preview(data: bytes) -> bytes:
     except Image.DecompressionBombError as exc:
         raise ValueError(str(exc)) from None
     return fit_jpeg(image, side, PREVIEW_MAX_BYTES)
+
+
+def _fits_as_is(source: PILImage, size_bytes: int, side: int) -> bool:
+    """Is `source` already a preview: a plain RGB or grey JPEG within the bounds, with no EXIF to pass on?
+
+    Then re-encoding would only cost time and quality. (A re-encoded preview carries no metadata, so one
+    with EXIF, which may hold where and when a photo was taken or a rotation, is still re-encoded.)
+    """
+    return (
+        source.format == "JPEG"
+        and source.mode in ("RGB", "L")
+        and max(source.size) <= side
+        and size_bytes <= PREVIEW_MAX_BYTES
+        and "exif" not in source.info
+    )
 
 
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
