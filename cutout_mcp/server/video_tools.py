@@ -64,36 +64,29 @@ def register(
     ]
     WaitSeconds = Annotated[float, Field(ge=0, le=catalog.MAX_WAIT_SECONDS, description=texts.WAIT_SECONDS)]
 
-    @server.tool(
-        title="Generate a video from an image",
-        description=texts.GENERATE_VIDEO,
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    Prompt = Annotated[
+        str | None,
+        Field(
+            description="Optional keywords that steer the motion and look of the video.",
+            max_length=catalog.MAX_PROMPT_CHARS,
         ),
-    )
-    async def generate_video(
-        image_url: VideoImageUrl,
+    ]
+    ForceNew = Annotated[
+        bool,
+        Field(
+            description=(
+                "Pay for a new job even while an identical one (same image_url and prompt) is still "
+                "queued or processing. Without it, that unfinished job is returned instead, free."
+            )
+        ),
+    ]
+
+    async def pay(
         ctx: Context[AppContext, Any],
-        plan: Annotated[videos.VideoPlan, Resolve(check_video)],
-        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_video)],
-        prompt: Annotated[
-            str | None,
-            Field(
-                description="Optional keywords that steer the motion and look of the video.",
-                max_length=catalog.MAX_PROMPT_CHARS,
-            ),
-        ] = None,
-        wait_seconds: WaitSeconds = settings.wait_seconds,
-        force_new: Annotated[
-            bool,
-            Field(
-                description=(
-                    "Pay for a new job even while an identical one (same image_url and prompt) is still "
-                    "queued or processing. Without it, that unfinished job is returned instead, free."
-                )
-            ),
-        ] = False,
-    ) -> Annotated[CallToolResult, VideoJob]:
+        plan: videos.VideoPlan,
+        confirmation: ElicitationResult[SpendConfirmation],
+        wait_seconds: float,
+    ) -> CallToolResult:
         consent = spend.consent_for(plan, confirmation, settings.confirm_spend_above)
         # Checked and confirmed: from here a task-declaring client gets a task, and no client call limit
         # applies to it, so it waits for the job itself, within a generous bound.
@@ -108,6 +101,46 @@ def register(
             on_submitted=_show_in_task if tasked else None,
         )
         return call_result(delivered)
+
+    tool = server.tool(
+        title="Generate a video from an image",
+        description=texts.GENERATE_VIDEO,
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        ),
+    )
+
+    def register_unasked() -> None:
+        # CUTOUT_CONFIRM_SPEND=off: the same checks in the body, without the SDK's resolver round
+        # (see `edit_tools`); the input schema is the same.
+        @tool
+        async def generate_video(
+            image_url: VideoImageUrl,
+            ctx: Context[AppContext, Any],
+            prompt: Prompt = None,
+            wait_seconds: WaitSeconds = settings.wait_seconds,
+            force_new: ForceNew = False,
+        ) -> Annotated[CallToolResult, VideoJob]:
+            plan = await check_video(image_url, prompt, force_new, ctx)
+            return await pay(ctx, plan, spend.NOT_ASKED, wait_seconds)
+
+    def register_confirmed() -> None:
+        @tool
+        async def generate_video(
+            image_url: VideoImageUrl,
+            ctx: Context[AppContext, Any],
+            plan: Annotated[videos.VideoPlan, Resolve(check_video)],
+            confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_video)],
+            prompt: Prompt = None,
+            wait_seconds: WaitSeconds = settings.wait_seconds,
+            force_new: ForceNew = False,
+        ) -> Annotated[CallToolResult, VideoJob]:
+            return await pay(ctx, plan, confirmation, wait_seconds)
+
+    if settings.confirm_spend_above is None:
+        register_unasked()
+    else:
+        register_confirmed()
 
     @server.tool(
         title="Check on a video job",
