@@ -175,7 +175,7 @@ async def run(jobs: int = 500, clients: int = 5) -> list[Row]:
             with anyio.fail_after(TIME_LIMIT):
                 async with anyio.create_task_group() as tg:
                     for c in range(clients):
-                        tg.start_soon(_one_client, port, c, per_client, image, sandbox, answered, errors)
+                        tg.start_soon(one_client, port, c, per_client, image, sandbox, answered, errors)
             wall = time.perf_counter() - started
             rss, cpu = peak_rss_mb(process.pid), cpu_seconds(process.pid)
         finally:
@@ -246,7 +246,7 @@ async def run(jobs: int = 500, clients: int = 5) -> list[Row]:
     ]
 
 
-async def _one_client(
+async def one_client(
     port: int, index: int, calls: int, image: str, sandbox: Sandbox, answered: dict[int, float], errors: list[str]
 ) -> None:
     async with Client(f"http://127.0.0.1:{port}/mcp") as client:

@@ -26,10 +26,13 @@ from mcp import Client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import CUTOUT_MCP, Row, free_port, peak_rss_mb, print_rows, server_env, wait_for_port
-from bench.many_jobs import RESULT, TARGET_RSS_MB, TIME_LIMIT, _one_client, policy_reads
+from bench.many_jobs import RESULT, TIME_LIMIT, one_client, policy_reads
 from cutout_mcp.core.watch import PollPolicy
 from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
 from tests.pgserver import PgServer, find_bindir
+
+TARGET_RSS_MB = 100.0
+"""Peak memory each replica should stay under while holding its share of the 500 waits."""
 
 GENERATE = "/api/v2/imageToVideo/generate"
 SHARED_JOBS = 50
@@ -71,7 +74,7 @@ async def _run(url: str, jobs: int, count: int, per_replica: int) -> list[Row]:
                 async with anyio.create_task_group() as tg:
                     for c in range(clients):
                         calls = jobs // clients + (1 if c < jobs % clients else 0)
-                        tg.start_soon(_one_client, ports[c % count], c, calls, image, sandbox, answered, errors)
+                        tg.start_soon(one_client, ports[c % count], c, calls, image, sandbox, answered, errors)
             wall = time.perf_counter() - started
             state = sandbox.state
             submitted, reads = state.requests[GENERATE], state.requests[RESULT]

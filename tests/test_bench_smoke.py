@@ -16,3 +16,8 @@ def test_poll_simulation_runs_every_policy_to_the_end() -> None:
 def test_results_table_has_one_line_per_row() -> None:
     rows = [_common.Row("b", "f", "1 ms", "1 ms", "< 2 ms", True)]
     assert _common.table(rows).splitlines()[-1] == "| b | f | 1 ms | 1 ms | < 2 ms | yes |"
+
+
+def test_every_benchmark_module_imports() -> None:
+    """run_all imports them all: a rename in one must not leave another importing the old name."""
+    import bench.run_all  # noqa: F401
