@@ -59,6 +59,12 @@ def state_dir() -> str:
     return tempfile.mkdtemp(prefix="cutout-bench-")
 
 
+WAITS_ONLY = {"CUTOUT_PREFLIGHT": "off", "CUTOUT_PREVIEW": "off"}
+"""For the waits benchmarks: like the floor, no image fetches. Otherwise each of 500 finished videos
+is fetched and decoded for its contact sheet, which `bench/contact_sheet.py` measures on its own, and
+the in-process sandbox renders 500 videos in the benchmark's own process."""
+
+
 def server_env(base_url: str, api_key: str, **extra: str) -> dict[str, str]:
     """Environment for a spawned cutout-mcp pointed at a sandbox."""
     return {

@@ -41,6 +41,7 @@ from bench._common import (
     CUTOUT_MCP,
     FLOOR_SERVER,
     PYTHON,
+    WAITS_ONLY,
     Row,
     cpu_seconds,
     free_port,
@@ -123,7 +124,7 @@ async def waits_only(jobs: int, clients: int) -> float:
     config = SandboxConfig(queue_seconds=0.5, queue_depth=0, job_seconds=60.0, video_format="gif", fetch_remote=False)
     async with run_sandbox(config) as sandbox:
         port = free_port()
-        env = server_env(sandbox.base_url, sandbox.api_key, CUTOUT_PREFLIGHT="off")
+        env = server_env(sandbox.base_url, sandbox.api_key, **WAITS_ONLY)
         process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped in finally
             [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port)],
             env={**os.environ, **env},
@@ -159,7 +160,7 @@ async def run(jobs: int = 500, clients: int = 5) -> list[Row]:
     config = SandboxConfig(queue_seconds=1.0, queue_depth=0, job_seconds=3.0, video_format="gif", fetch_remote=False)
     async with run_sandbox(config) as sandbox:
         port = free_port()
-        env = server_env(sandbox.base_url, sandbox.api_key, CUTOUT_PREFLIGHT="off")
+        env = server_env(sandbox.base_url, sandbox.api_key, **WAITS_ONLY)
         process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped in finally
             [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port)],
             env={**os.environ, **env},

@@ -25,7 +25,7 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CUTOUT_MCP, Row, free_port, peak_rss_mb, print_rows, server_env, wait_for_port
+from bench._common import CUTOUT_MCP, WAITS_ONLY, Row, free_port, peak_rss_mb, print_rows, server_env, wait_for_port
 from bench.many_jobs import RESULT, TIME_LIMIT, one_client, policy_reads
 from cutout_mcp.core.watch import PollPolicy
 from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
@@ -53,7 +53,7 @@ async def _run(url: str, jobs: int, count: int, per_replica: int) -> list[Row]:
     config = SandboxConfig(queue_seconds=1.0, queue_depth=0, job_seconds=3.0, video_format="gif", fetch_remote=False)
     async with run_sandbox(config) as sandbox:
         ports = [free_port() for _ in range(count)]
-        env = server_env(sandbox.base_url, sandbox.api_key, CUTOUT_PREFLIGHT="off", CUTOUT_DATABASE_URL=url)
+        env = server_env(sandbox.base_url, sandbox.api_key, **WAITS_ONLY, CUTOUT_DATABASE_URL=url)
         processes = [
             subprocess.Popen(  # noqa: ASYNC220 - long-lived children, stopped in finally
                 [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port)],

@@ -34,12 +34,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cutout_mcp")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Adds the environment variables to --help, built only when help is shown (it reads source)."""
+
+    def format_help(self) -> str:
+        return f"{super().format_help()}\n{environment_help()}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cutout-mcp",
         description="MCP server for the cutout.pro Image-to-Video and Image Edit APIs.",
-        epilog=environment_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cutout-mcp {__version__}")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default=None)

@@ -87,7 +87,7 @@ class ConfigError(CutoutMcpError, ValueError):
 class Settings(BaseModel):
     """Every setting; each field's docstring is its help text (`environment_help`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     api_key: SecretStr | None = None
     """Your cutout.pro API key (required for real calls; never from a tool argument)."""
@@ -294,11 +294,33 @@ class Settings(BaseModel):
             raise ConfigError(_describe(exc)) from None  # not chained: pydantic's report echoes values (the key)
 
 
+def _field_docstrings() -> dict[str, str]:
+    """Each setting's docstring, read from this module's source only when --help asks: pydantic's
+    `use_attribute_docstrings` would parse the source at every start (about 40 ms)."""
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(Settings)).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for node, following in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
 def environment_help() -> str:
     """One line per variable, from the settings' own docstrings, for `cutout-mcp --help`."""
+    docs = _field_docstrings()
     lines = ["environment:"]
     for field, var in _ENV.items():
-        help_text = (Settings.model_fields[field].description or "").split("\n")[0]
+        help_text = docs.get(field, "").split("\n")[0]
         scope = " (HTTP transports only)" if ENVIRONMENT[var] == "http" else ""
         lines.append(f"  {var:<32} {help_text}{scope}")
         if field in _FILES:

@@ -54,7 +54,7 @@ from cutout_mcp import __version__
 from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.contact_sheet import contact_sheet
 from cutout_mcp.core.jpeg import fit_jpeg
-from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, VideoJob
+from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, ResultT, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
 if TYPE_CHECKING:
@@ -289,21 +289,11 @@ class Downloads:
 
     async def deliver_video(self, job: VideoJob) -> Delivered[VideoJob]:
         """`keep_video`, except that nothing going wrong there can cost the caller the result itself."""
-        try:
-            kept, attachments = await self.keep_video(job)
-        except Exception:
-            logger.exception("Making video job %s openable failed; returning it as it was", job.id)
-            return Delivered(job)
-        return Delivered(kept, tuple(attachments))
+        return await _deliver(job, self.keep_video(job), f"video job {job.id}")
 
     async def deliver_edit(self, result: EditResult) -> Delivered[EditResult]:
         """`keep_edit`, except that nothing going wrong there can cost the caller the paid edit."""
-        try:
-            kept, attachments = await self.keep_edit(result)
-        except Exception:
-            logger.exception("Making edit %s openable failed; returning it as it was", result.id)
-            return Delivered(result)
-        return Delivered(kept, tuple(attachments))
+        return await _deliver(result, self.keep_edit(result), f"edit {result.id}")
 
     async def keep_video(self, job: VideoJob) -> tuple[VideoJob, list[Attachment]]:
         """A finished job with local copies (when an output folder is set) and links to them."""
@@ -369,6 +359,18 @@ class Downloads:
         if preview is not None:
             blocks.append(preview)
         return result.model_copy(update=update), blocks
+
+
+async def _deliver(
+    result: ResultT, keeping: Awaitable[tuple[ResultT, list[Attachment]]], what: str
+) -> Delivered[ResultT]:
+    """The kept result and its attachments, or the result as it was when keeping it failed (logged)."""
+    try:
+        kept, attachments = await keeping
+    except Exception:
+        logger.exception("Making %s openable failed; returning it as it was", what)
+        return Delivered(result)
+    return Delivered(kept, tuple(attachments))
 
 
 def preview_file(path: Path) -> bytes:
