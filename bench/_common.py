@@ -5,7 +5,9 @@ Everything here talks to 127.0.0.1 only and every loop is bounded.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -55,8 +57,10 @@ def ms(seconds: float) -> str:
 
 
 def state_dir() -> str:
-    """A fresh folder for the job ledger, so benchmarks never touch the user's own."""
-    return tempfile.mkdtemp(prefix="cutout-bench-")
+    """A fresh folder for the job ledger, so benchmarks never touch the user's own; removed at exit."""
+    path = tempfile.mkdtemp(prefix="cutout-bench-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 WAITS_ONLY = {"CUTOUT_PREFLIGHT": "off", "CUTOUT_PREVIEW": "off"}

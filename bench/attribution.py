@@ -19,7 +19,6 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -30,7 +29,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import Row, print_rows
+from bench._common import Row, print_rows, state_dir
 from bench.edit_upstream import API_KEY, run_edit_upstream
 from cutout_mcp.config import Settings
 from cutout_mcp.server import build_server
@@ -54,7 +53,7 @@ async def run(rounds: int = 40) -> list[Row]:
                 base_url=upstream.base_url,
                 preflight=False,
                 preview=False,
-                state_dir=Path(tempfile.mkdtemp(prefix="cutout-bench-")),
+                state_dir=Path(state_dir()),
             )
 
         clients = {

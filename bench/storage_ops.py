@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import Row, print_rows
+from bench._common import Row, print_rows, state_dir
 from cutout_mcp.config import Settings
 from cutout_mcp.core.storage import Storage, open_storage
 from tests.pgserver import PgServer, find_bindir
@@ -58,7 +57,7 @@ async def hand_offs(calls: int) -> float:
 async def run(calls: int = 2000) -> list[Row]:
     rows = []
     floor = await hand_offs(calls)
-    async with open_storage(Settings(state_dir=Path(tempfile.mkdtemp(prefix="cutout-bench-")))) as sqlite:
+    async with open_storage(Settings(state_dir=Path(state_dir()))) as sqlite:
         for width in (1, 10):
             value = await per_call(sqlite, calls, width)
             rows.append(
