@@ -13,13 +13,16 @@ from typing import Any
 
 import pydantic_core
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import Attachment, Delivered, FileLink
 from cutout_mcp.core.watch import ProgressCallback
 from cutout_mcp.server.tasks import in_task, set_status
+
+PAID_TOOL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Every paid tool: it changes the user's balance, is not safe to repeat, and reaches cutout.pro."""
 
 
 def app_of(ctx: Context[AppContext, Any]) -> AppContext:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from cutout_mcp import catalog
@@ -19,7 +19,7 @@ from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import EditResult
 from cutout_mcp.core.validation import url_pattern
 from cutout_mcp.server import spend, texts
-from cutout_mcp.server.calls import app_of, call_result
+from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result
 from cutout_mcp.server.spend import SpendConfirmation
 
 if TYPE_CHECKING:
@@ -81,9 +81,7 @@ def register(
     tool = server.tool(
         title="Edit images with a prompt",
         description=texts.EDIT_IMAGE,
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-        ),
+        annotations=PAID_TOOL,
     )
 
     def register_unasked() -> None:

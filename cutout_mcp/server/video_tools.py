@@ -19,7 +19,7 @@ from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.validation import url_pattern
 from cutout_mcp.server import spend, texts
-from cutout_mcp.server.calls import app_of, call_result, progress_sender
+from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result, progress_sender
 from cutout_mcp.server.spend import SpendConfirmation
 from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, begin_task, set_status
 
@@ -105,9 +105,7 @@ def register(
     tool = server.tool(
         title="Generate a video from an image",
         description=texts.GENERATE_VIDEO,
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-        ),
+        annotations=PAID_TOOL,
     )
 
     def register_unasked() -> None:
