@@ -11,21 +11,25 @@ result is a real 1024x576 JPEG. Every server is spawned over stdio and driven by
 - **defaults** and **defaults, preview off**: every default (pre-flight and preview on) in declared
   sandbox mode (CUTOUT_SANDBOX=1), so the pre-flight may fetch the stand-in's input image on loopback.
 
-Each server makes sequential calls (latency) and then keeps 10 in flight (throughput), and the
-server's CPU time per call is read from /proc. The machine is shared, so absolute numbers drift:
-the servers are measured side by side in several rounds (rotating the order), each ratio is taken
-within a round, and the median ratio and its range over the rounds are reported. A direct httpx
-POST (no MCP at all) is shown for scale.
+All five servers are started once and stay up. Then, round after round (rotating the order), each
+keeps 10 calls in flight for a short block and makes a few calls one at a time; the server's CPU time
+is read from /proc around each block. The machine is shared and its speed drifts within seconds, so
+short blocks taken in turn let every drift fall on every server alike: throughput is pooled over all
+rounds (calls done / time taken), and each ratio is also given per round, as median and quartiles.
+Latency is the median of every one-at-a-time call. A direct httpx POST (no MCP at all) is shown
+for scale.
 
-    python bench/call_overhead.py [--calls N] [--rounds R]
+    python bench/call_overhead.py [--block N] [--rounds R]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +81,33 @@ SERVERS = (
 )
 
 
-@dataclass(frozen=True)
-class Run:
-    latencies: list[float]
-    throughput: float
-    cpu_ms_per_call: float
+@dataclass
+class Tally:
+    """One server's blocks, round by round."""
+
+    seconds: list[float] = field(default_factory=list)
+    """Wall time of each round's concurrent block."""
+    cpu: list[float] = field(default_factory=list)
+    """Server CPU seconds of each round's concurrent block."""
+    latencies: list[list[float]] = field(default_factory=list)
+    """Each round's one-at-a-time calls."""
+
+    def throughput(self, block: int) -> float:
+        """Calls per second pooled over every round."""
+        return block * len(self.seconds) / sum(self.seconds)
+
+    def round_throughputs(self, block: int) -> list[float]:
+        return [block / seconds for seconds in self.seconds]
+
+    def cpu_ms_per_call(self, block: int) -> float:
+        return 1000 * sum(self.cpu) / (block * len(self.cpu))
 
     @property
     def latency(self) -> float:
-        return median(self.latencies)
+        return median([latency for round_ in self.latencies for latency in round_])
+
+    def round_latencies(self) -> list[float]:
+        return [median(round_) for round_ in self.latencies]
 
 
 async def sequential(call: Call, n: int) -> list[float]:
@@ -98,7 +120,7 @@ async def sequential(call: Call, n: int) -> list[float]:
 
 
 async def concurrent(call: Call, n: int, width: int = CONCURRENCY) -> float:
-    """Calls per second with `width` calls in flight until `n` are done."""
+    """Seconds taken with `width` calls in flight until `n` are done."""
     remaining = n
 
     async def worker() -> None:
@@ -111,10 +133,11 @@ async def concurrent(call: Call, n: int, width: int = CONCURRENCY) -> float:
     async with anyio.create_task_group() as tg:
         for _ in range(width):
             tg.start_soon(worker)
-    return n / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
-async def measure_direct(upstream: EditUpstream, n: int) -> Run:
+async def measure_direct(upstream: EditUpstream, n: int) -> tuple[float, float]:
+    """Latency and throughput of the edit POST itself, with no MCP in between."""
     body = {"prompt": "warmer light", "model": "gemini-2.5-flash-image", "aspectRatios": "1:1", "imageUrl": []}
     async with httpx.AsyncClient(base_url=upstream.base_url, headers={"APIKEY": API_KEY}) as http:
 
@@ -123,66 +146,78 @@ async def measure_direct(upstream: EditUpstream, n: int) -> Run:
             assert response.json()["code"] == 0
 
         await sequential(call, 10)  # warm the connection
-        return Run(await sequential(call, n), await concurrent(call, n), 0.0)
+        return median(await sequential(call, n)), n / await concurrent(call, n)
 
 
-async def measure(server: Server, upstream: EditUpstream, n: int) -> Run:
+@dataclass(frozen=True)
+class Started:
+    """A spawned server, connected and warmed up."""
+
+    call: Call
+    pid: int
+
+
+async def start(server: Server, upstream: EditUpstream, stack: AsyncExitStack) -> Started:
     image = upstream.base_url + SAMPLE_PATH if server.sandbox_image else "https://img.example.com/cat.jpg"
     arguments = {"prompt": "warmer light", "image_urls": [image], "aspect_ratio": "1:1"}
     env = server_env(upstream.base_url, API_KEY, **server.env)
     params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=env)
-    async with Client(params) as client:
-        (pid,) = child_pids()
+    before = set(child_pids())
+    client = await stack.enter_async_context(Client(params))
+    (pid,) = set(child_pids()) - before
 
-        async def call() -> None:
-            result = await client.call_tool("edit_image", arguments)
-            assert not result.is_error, result.content
+    async def call() -> None:
+        result = await client.call_tool("edit_image", arguments)
+        assert not result.is_error, result.content
 
-        await sequential(call, 20)  # warm the connection pools, the ledger and the first-use imports
-        latencies = await sequential(call, n)
-        cpu = cpu_seconds(pid)
-        throughput = await concurrent(call, n)
-        cpu = cpu_seconds(pid) - cpu
-    return Run(latencies, throughput, 1000 * cpu / n)
+    await sequential(call, 30)  # warm the connection pools, the ledger and the first-use imports
+    return Started(call, pid)
 
 
 def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
-    """`median (min-max)` of per-round figures."""
-    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    """`median (first-third quartile)` of per-round figures."""
+    low, _, high = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    return f"{fmt.format(median(values))} ({fmt.format(low)}-{fmt.format(high)})"
 
 
-async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
-    results: dict[str, list[Run]] = {server.name: [] for server in SERVERS}
-    async with run_edit_upstream() as upstream:
-        direct = await measure_direct(upstream, calls)
+async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> list[Row]:
+    tallies = {server.name: Tally() for server in SERVERS}
+    async with run_edit_upstream() as upstream, AsyncExitStack() as stack:
+        direct_latency, direct_throughput = await measure_direct(upstream, 200)
+        started = {server.name: await start(server, upstream, stack) for server in SERVERS}
         for round_number in range(rounds):
             shift = round_number % len(SERVERS)
             for server in SERVERS[shift:] + SERVERS[:shift]:
-                results[server.name].append(await measure(server, upstream, calls))
+                tally, target = tallies[server.name], started[server.name]
+                cpu = cpu_seconds(target.pid)
+                tally.seconds.append(await concurrent(target.call, block))
+                tally.cpu.append(cpu_seconds(target.pid) - cpu)
+                tally.latencies.append(await sequential(target.call, latency_calls))
 
-    def per_round(f: Callable[[Run, Run], float], a: str, b: str) -> list[float]:
-        return [f(x, y) for x, y in zip(results[a], results[b], strict=True)]
+    def ratio(a: str, b: str) -> tuple[float, list[float]]:
+        """Pooled throughput ratio of `a` to `b`, and the same ratio round by round."""
+        x, y = tallies[a], tallies[b]
+        rounds_ = [p / q for p, q in zip(x.round_throughputs(block), y.round_throughputs(block), strict=True)]
+        return x.throughput(block) / y.throughput(block), rounds_
 
     def figure(name: str) -> str:
-        runs = results[name]
-        latency = median([r.latency for r in runs])
-        throughput = median([r.throughput for r in runs])
-        cpu = median([r.cpu_ms_per_call for r in runs])
-        return f"{ms(latency)} / {throughput:.0f} calls/s / {cpu:.2f} ms CPU"
+        t = tallies[name]
+        return f"{ms(t.latency)} / {t.throughput(block):.0f} calls/s / {t.cpu_ms_per_call(block):.2f} ms CPU"
 
-    core_vs_floor = per_round(lambda c, f: c.throughput / f.throughput, "core", "floor")
-    added = per_round(lambda c, f: 1000 * (c.latency - f.latency), "core", "floor")
-    cpu_added = per_round(lambda c, f: c.cpu_ms_per_call - f.cpu_ms_per_call, "core", "floor")
-    cpu_ratio = per_round(lambda c, f: f.cpu_ms_per_call / c.cpu_ms_per_call, "core", "floor")
-    preview = per_round(lambda p, c: p.throughput / c.throughput, "preview on", "core")
-    defaults = per_round(lambda d, o: d.throughput / o.throughput, "defaults", "defaults, preview off")
+    core_vs_floor, core_rounds = ratio("core", "floor")
+    preview, preview_rounds = ratio("preview on", "core")
+    defaults, defaults_rounds = ratio("defaults", "defaults, preview off")
+    core, floor = tallies["core"], tallies["floor"]
+    added = 1000 * (core.latency - floor.latency)
+    added_rounds = [1000 * (c - f) for c, f in zip(core.round_latencies(), floor.round_latencies(), strict=True)]
+    cpu_ratio = floor.cpu_ms_per_call(block) / core.cpu_ms_per_call(block)
     label = "call overhead"
-    how = f"median of {rounds} rounds (range)"
+    how = f"pooled over {rounds} interleaved rounds of {block} calls; per round: median (quartiles)"
     return [
         Row(
             label,
             "direct httpx edit, no MCP: latency / throughput at 10",
-            f"{ms(direct.latency)} / {direct.throughput:.0f} calls/s",
+            f"{ms(direct_latency)} / {direct_throughput:.0f} calls/s",
         ),
         *[
             Row(
@@ -195,49 +230,48 @@ async def run(calls: int = 200, rounds: int = 5) -> list[Row]:
         Row(
             label,
             f"core / floor throughput at concurrency {CONCURRENCY}, {how}",
-            spread(core_vs_floor) + "x",
+            f"{core_vs_floor:.2f}x; {spread(core_rounds)}x",
             floor="1.00x",
             target=f">= {TARGET_FLOOR_RATIO}x",
-            met=median(core_vs_floor) >= TARGET_FLOOR_RATIO,
+            met=core_vs_floor >= TARGET_FLOOR_RATIO,
         ),
         Row(
             label,
-            f"core - floor latency per call (sequential medians), {how}",
-            spread(added, "{:.2f}") + " ms",
+            "core - floor latency per call, median of all one-at-a-time calls; per round: median (quartiles)",
+            f"{added:.2f} ms; {spread(added_rounds)} ms",
             floor="0 ms",
             target=f"< {TARGET_ADDED_MS:.0f} ms",
-            met=median(added) < TARGET_ADDED_MS,
+            met=added < TARGET_ADDED_MS,
         ),
         Row(
             label,
-            f"floor / core server CPU per call (steadier than throughput on a shared machine), {how}",
-            spread(cpu_ratio) + "x",
+            "floor / core server CPU per call, pooled",
+            f"{cpu_ratio:.2f}x ({floor.cpu_ms_per_call(block):.2f} / {core.cpu_ms_per_call(block):.2f} ms)",
             floor="1.00x",
         ),
-        Row(label, f"core - floor server CPU per call, {how}", spread(cpu_added, "{:.2f}") + " ms", floor="0 ms"),
         Row(
             label,
             f"preview on / core throughput at concurrency {CONCURRENCY} (pre-flight off), {how}",
-            spread(preview) + "x",
+            f"{preview:.2f}x; {spread(preview_rounds)}x",
             floor="1.00x",
         ),
         Row(
             label,
             f"defaults / defaults with preview off, throughput at concurrency {CONCURRENCY}, {how}",
-            spread(defaults) + "x",
+            f"{defaults:.2f}x; {spread(defaults_rounds)}x",
             floor="1.00x",
             target=f">= {TARGET_PREVIEW_RATIO}x",
-            met=median(defaults) >= TARGET_PREVIEW_RATIO,
+            met=defaults >= TARGET_PREVIEW_RATIO,
         ),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--block", type=int, default=150, help="calls per concurrent block (default 150)")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of blocks (default 30)")
     args = parser.parse_args()
-    print_rows(anyio.run(run, args.calls, args.rounds))
+    print_rows(anyio.run(run, args.block, args.rounds))
 
 
 if __name__ == "__main__":

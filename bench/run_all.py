@@ -40,14 +40,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (numbers are noisier)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the table (default {RESULTS})")
     args = parser.parse_args()
-    runs, calls, rounds, jobs = (5, 50, 1, 100) if args.quick else (15, 200, 5, 500)
+    runs, calls, rounds, jobs = (5, 50, 3, 100) if args.quick else (15, 200, 30, 500)
 
     rows: list[Row] = []
     load_before = os.getloadavg()[0]
     steps = [
         ("cold start", lambda: anyio.run(cold_start.run, runs)),
-        ("call overhead", lambda: anyio.run(call_overhead.run, calls, rounds)),
-        ("attribution", lambda: anyio.run(attribution.run, 8 * rounds)),
+        ("call overhead", lambda: anyio.run(call_overhead.run, calls * 3 // 4, rounds)),  # calls per block, rounds
+        ("attribution", lambda: anyio.run(attribution.run, 40 if rounds > 3 else 4)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),
         ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
