@@ -331,7 +331,7 @@ class Downloads:
         if sheet is not None:
             blocks.append(sheet)
         update["message"] = " ".join([job.message, *notes])
-        return job.model_copy(update=update), blocks
+        return _updated(job, update), blocks
 
     async def keep_edit(self, result: EditResult) -> tuple[EditResult, list[Attachment]]:
         """An edit with its local copy (when an output folder is set), a link, and a preview."""
@@ -358,7 +358,12 @@ class Downloads:
         preview = await self.preview(result.image_url, saved)
         if preview is not None:
             blocks.append(preview)
-        return result.model_copy(update=update), blocks
+        return _updated(result, update), blocks
+
+
+def _updated(result: ResultT, update: dict[str, object]) -> ResultT:
+    """`result` with `update` applied; the same object when there is nothing to change (no copy per call)."""
+    return result.model_copy(update=update) if update else result
 
 
 async def _deliver(
@@ -426,6 +431,9 @@ def _on_white(image: PILImage) -> PILImage:
     from PIL import Image
 
     if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        if image.mode == "RGB":  # already what is wanted: `convert` would decode into a second copy
+            image.load()
+            return image
         return image.convert("RGB")
     rgba = image.convert("RGBA")
     flat = Image.new("RGB", rgba.size, "white")
@@ -434,8 +442,11 @@ def _on_white(image: PILImage) -> PILImage:
 
 
 def _url_suffix(url: str) -> str:
-    """The extension of the URL's path (`.jpg`), lower-cased; `posixpath` is several times cheaper than `Path`."""
-    return posixpath.splitext(urlsplit(url).path)[1].lower()
+    """The extension of the URL's path (`.jpg`), lower-cased. String splits, several times cheaper than
+    `urlsplit` and `Path` on every result: the path ends at the first `?` or `#`, after the authority."""
+    rest = url.partition("://")[2] or url
+    path = rest.partition("?")[0].partition("#")[0].partition("/")[2]
+    return posixpath.splitext(path)[1].lower()
 
 
 def _remote_link(url: str, name: str, description: str) -> FileLink:

@@ -93,7 +93,10 @@ class CutoutClient:
             # retried, but a paid POST is not (it may have been charged), so the user would pay for nothing.
             # 1.5 s stays below all three. Reconnecting after idling costs one handshake; busy connections stay warm.
             "limits": self.connection_limits,
-            "headers": {"User-Agent": f"cutout-mcp/{__version__}"},
+            # The key is a default header of this client only (the download client never sees it), set once
+            # rather than merged into every request.
+            "headers": {"User-Agent": f"cutout-mcp/{__version__}"}
+            | ({} if self._api_key is None else {"APIKEY": self._api_key.get_secret_value()}),
             "transport": transport,
             "follow_redirects": False,
         }
@@ -188,10 +191,9 @@ class CutoutClient:
 
     async def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         assert self._api_key is not None
-        headers = {"APIKEY": self._api_key.get_secret_value()}
         await self._take_slot(what)
         try:
-            response = await self._http.request(method, path, headers=headers, **kwargs)
+            response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             # Not chained: an httpx error holds its request, whose headers carry the API key.
             raise errors.from_httpx_error(exc, what) from None
@@ -206,7 +208,8 @@ class CutoutClient:
             raise errors.malformed(what, f"not JSON ({response.headers.get('content-type', 'no content type')})")
         if envelope.code != 0:
             # Upstream text reaches the user; should it ever echo the key, the key stays out.
-            msg = envelope.msg.replace(headers["APIKEY"], "[REDACTED]") if envelope.msg else envelope.msg
+            key = self._api_key.get_secret_value()
+            msg = envelope.msg.replace(key, "[REDACTED]") if envelope.msg else envelope.msg
             raise errors.from_envelope(envelope.code, msg, what, request_id)
         return envelope.data
 
