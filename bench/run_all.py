@@ -25,6 +25,7 @@ from bench import (
     call_overhead,
     cold_start,
     contact_sheet,
+    instructions,
     many_jobs,
     poll_efficiency,
     replicas,
@@ -47,6 +48,7 @@ def main() -> None:
     steps = [
         ("cold start", lambda: anyio.run(cold_start.run, runs)),
         ("call overhead", lambda: anyio.run(call_overhead.run, calls * 3 // 4, rounds)),  # calls per block, rounds
+        ("instructions", lambda: anyio.run(instructions.run, 100 if args.quick else 200)),
         ("attribution", lambda: anyio.run(attribution.run, 40 if rounds > 3 else 4)),
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),

@@ -1,0 +1,115 @@
+"""Instructions per `edit_image` call, cutout-mcp against the floor: the steady figure behind call_overhead.
+
+Throughput on a shared machine moves with whatever else runs; the number of instructions a server
+executes for one call does not. Each server (`bench/floor_edit_server.py`, and cutout-mcp with pre-flight
+and preview off, as in `call_overhead.py`) runs under valgrind's callgrind, spawned over stdio by the
+official client against the stand-in edit upstream. Counting starts after a warm-up (connection pools,
+the ledger, first-use imports) and covers `--calls` calls with 10 in flight, every thread of the server
+included, system calls excluded. The same inputs give the same count within a few tenths of a percent.
+
+Needs valgrind (Debian's `valgrind` package); without it the rows say so and nothing is measured.
+
+    python bench/instructions.py [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import FLOOR_EDIT_SERVER, PYTHON, Row, child_pids, print_rows, server_env
+from bench.call_overhead import OFF, TARGET_FLOOR_RATIO, concurrent, sequential
+from bench.edit_upstream import API_KEY, run_edit_upstream
+
+WARM_UP = 30
+SERVERS = {"floor": ([FLOOR_EDIT_SERVER], {}), "cutout-mcp": (["-m", "cutout_mcp"], OFF)}
+
+
+def _total(out: Path) -> int:
+    """The instruction total of a callgrind dump (the larger of its `summary:` and `totals:` lines)."""
+    lines = [line for line in out.read_text().splitlines() if line.startswith(("totals:", "summary:"))]
+    if not lines:
+        raise RuntimeError(f"no totals in {out}")
+    return max(int(line.split()[1]) for line in lines)
+
+
+def _largest_total(folder: Path) -> int:
+    """The count of the dump taken after the measured calls (the one at exit holds only the shutdown)."""
+    return max(_total(path) for path in folder.glob("callgrind.out*"))
+
+
+async def count(args: list[str], env: dict[str, str], calls: int, folder: Path) -> float:
+    """Instructions per call of one server under callgrind."""
+    out = folder / "callgrind.out"
+    valgrind = ["-q", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", PYTHON, *args]
+    params = StdioServerParameters(command="valgrind", args=valgrind, env=env)
+    arguments = {"prompt": "warmer light", "image_urls": ["https://img.example.com/cat.jpg"], "aspect_ratio": "1:1"}
+    before = set(child_pids())
+    async with Client(params) as client:
+        (pid,) = set(child_pids()) - before
+        control = ["callgrind_control", str(pid)]
+
+        async def call() -> None:
+            result = await client.call_tool("edit_image", arguments)
+            assert not result.is_error, result.content
+
+        await sequential(call, WARM_UP)
+        await anyio.run_process([*control, "--instr=on"])
+        await concurrent(call, calls)
+        await anyio.run_process([*control, "--instr=off"])
+        await anyio.run_process([*control, "--dump"])
+    return await anyio.to_thread.run_sync(_largest_total, folder) / calls
+
+
+async def run(calls: int = 200) -> list[Row]:
+    label = "instructions"
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return [Row(label, "instructions per edit_image call (callgrind)", "not measured: valgrind is not installed")]
+    per_call: dict[str, float] = {}
+    async with run_edit_upstream() as upstream:
+        for name, (args, extra) in SERVERS.items():
+            with tempfile.TemporaryDirectory(prefix="cutout-bench-cg-") as folder:
+                env = server_env(upstream.base_url, API_KEY, **extra)
+                per_call[name] = await count(args, env, calls, Path(folder))
+    floor, ours = per_call["floor"], per_call["cutout-mcp"]
+    ratio = floor / ours
+    return [
+        Row(
+            label,
+            f"floor: instructions per edit_image call over stdio ({calls} calls, 10 in flight)",
+            f"{floor / 1e6:.2f} M",
+        ),
+        Row(
+            label,
+            "cutout-mcp (pre-flight and preview off): instructions per call",
+            f"{ours / 1e6:.2f} M (+{(ours - floor) / 1e6:.2f} M)",
+            floor=f"{floor / 1e6:.2f} M",
+        ),
+        Row(
+            label,
+            "floor / cutout-mcp instructions per call (what throughput would be with the same speed per instruction)",
+            f"{ratio:.3f}x",
+            floor="1.00x",
+            target=f">= {TARGET_FLOOR_RATIO}x",
+            met=ratio >= TARGET_FLOOR_RATIO,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    print_rows(anyio.run(run, args.calls))
+
+
+if __name__ == "__main__":
+    main()
