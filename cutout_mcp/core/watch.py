@@ -214,13 +214,6 @@ OnUpdate = Callable[[VideoJob], Awaitable[None]]
 @dataclass(eq=False)
 class _Waiter:
     deadline: float
-    changed: anyio.Event = field(default_factory=anyio.Event)
-    reading: Reading | None = None
-    error: BaseException | None = None
-
-    def deliver(self, reading: Reading | None, error: BaseException | None = None) -> None:
-        self.reading, self.error = reading, error
-        self.changed.set()
 
 
 @dataclass(eq=False)
@@ -228,6 +221,10 @@ class _Watch:
     job_id: int
     waiters: set[_Waiter] = field(default_factory=set)
     latest: Reading | None = None
+    error: BaseException | None = None
+    """The read error that ended the loop, raised in every waiter."""
+    told: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the waiters are handed `latest` (or `error`), then replaced: one event for all of them."""
     last_told: float = -math.inf
     """When the waiters were last handed a reading (a read or a heartbeat)."""
     read_now: bool = False
@@ -242,8 +239,12 @@ class _Watch:
     def tell(self, now: float) -> None:
         """Hand every waiter the last reading again: a heartbeat from local state, no upstream read."""
         self.last_told = now
-        for waiter in self.waiters:
-            waiter.deliver(self.latest)
+        self.told.set()
+        self.told = anyio.Event()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.told.set()
 
 
 class JobWatcher:
@@ -305,6 +306,7 @@ class JobWatcher:
             watch = self._watches[job_id] = _Watch(job_id)
             self._tg.start_soon(self._loop, watch)
         watch.waiters.add(waiter)
+        told = watch.told  # taken before any await, so no telling is missed
         try:
             latest = watch.latest
             if latest is not None:  # say at once where the job stands, as far as this server knows
@@ -315,11 +317,11 @@ class JobWatcher:
                 watch.read_now = True
             watch.wake()
             while True:
-                await waiter.changed.wait()
-                waiter.changed = anyio.Event()
-                if waiter.error is not None:
-                    raise waiter.error
-                reading = waiter.reading
+                await told.wait()
+                told = watch.told
+                if watch.error is not None:
+                    raise watch.error
+                reading = watch.latest
                 await reporter.report(reading, clock.now())
                 # only a read at or after the deadline ends the wait: a heartbeat never does
                 if reading is not None and (reading.job.finished or reading.at >= waiter.deadline):
@@ -359,8 +361,7 @@ class JobWatcher:
                     try:
                         upstream = await self._read_telling(watch)
                     except Exception as exc:
-                        for waiter in watch.waiters:
-                            waiter.deliver(None, exc)
+                        watch.fail(exc)
                         return
                     job = VideoJob.from_upstream(upstream)
                     last_read = now = clock.now()
