@@ -15,7 +15,9 @@ group:
   another upstream read. Clients draw progress bars and some reset their
   call timeout on each notification: silence reads as a hang. A read that
   itself takes longer (retries, a slow upstream) is covered the same way,
-  timed by the event loop since the clock's sleep belongs to the loop;
+  timed by the event loop since the clock's sleep belongs to the loop, by
+  one ticker task for every read under way (not a task per read: with 500
+  jobs polled at once that was a task group, a task and two events each);
 - each waiter sends its own progress notifications (from its own request)
   and returns at its own deadline; cancelling it removes only it;
 - a waiter that joins with a fresh state (younger than the policy's shortest
@@ -212,13 +214,6 @@ OnUpdate = Callable[[VideoJob], Awaitable[None]]
 @dataclass(eq=False)
 class _Waiter:
     deadline: float
-    changed: anyio.Event = field(default_factory=anyio.Event)
-    reading: Reading | None = None
-    error: BaseException | None = None
-
-    def deliver(self, reading: Reading | None, error: BaseException | None = None) -> None:
-        self.reading, self.error = reading, error
-        self.changed.set()
 
 
 @dataclass(eq=False)
@@ -226,6 +221,10 @@ class _Watch:
     job_id: int
     waiters: set[_Waiter] = field(default_factory=set)
     latest: Reading | None = None
+    error: BaseException | None = None
+    """The read error that ended the loop, raised in every waiter."""
+    told: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the waiters are handed `latest` (or `error`), then replaced: one event for all of them."""
     last_told: float = -math.inf
     """When the waiters were last handed a reading (a read or a heartbeat)."""
     read_now: bool = False
@@ -240,8 +239,12 @@ class _Watch:
     def tell(self, now: float) -> None:
         """Hand every waiter the last reading again: a heartbeat from local state, no upstream read."""
         self.last_told = now
-        for waiter in self.waiters:
-            waiter.deliver(self.latest)
+        self.told.set()
+        self.told = anyio.Event()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.told.set()
 
 
 class JobWatcher:
@@ -263,6 +266,9 @@ class JobWatcher:
         self._heartbeat = heartbeat
         self._watches: dict[int, _Watch] = {}
         self._tg: TaskGroup | None = None
+        self._reading: dict[_Watch, float] = {}
+        """Watches whose read is under way, with the event-loop time they were last told."""
+        self._ticker: anyio.CancelScope | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[JobWatcher]:
@@ -300,6 +306,7 @@ class JobWatcher:
             watch = self._watches[job_id] = _Watch(job_id)
             self._tg.start_soon(self._loop, watch)
         watch.waiters.add(waiter)
+        told = watch.told  # taken before any await, so no telling is missed
         try:
             latest = watch.latest
             if latest is not None:  # say at once where the job stands, as far as this server knows
@@ -310,11 +317,11 @@ class JobWatcher:
                 watch.read_now = True
             watch.wake()
             while True:
-                await waiter.changed.wait()
-                waiter.changed = anyio.Event()
-                if waiter.error is not None:
-                    raise waiter.error
-                reading = waiter.reading
+                await told.wait()
+                told = watch.told
+                if watch.error is not None:
+                    raise watch.error
+                reading = watch.latest
                 await reporter.report(reading, clock.now())
                 # only a read at or after the deadline ends the wait: a heartbeat never does
                 if reading is not None and (reading.job.finished or reading.at >= waiter.deadline):
@@ -354,8 +361,7 @@ class JobWatcher:
                     try:
                         upstream = await self._read_telling(watch)
                     except Exception as exc:
-                        for waiter in watch.waiters:
-                            waiter.deliver(None, exc)
+                        watch.fail(exc)
                         return
                     job = VideoJob.from_upstream(upstream)
                     last_read = now = clock.now()
@@ -371,33 +377,40 @@ class JobWatcher:
                 del self._watches[watch.job_id]
 
     async def _read_telling(self, watch: _Watch) -> UpstreamVideoJob:
-        """One read; while it takes longer than a heartbeat, the waiters are told the last reading.
+        """One read; while it takes longer than a heartbeat, `_tick` tells the waiters the last reading.
 
         Timed by the event loop, not the clock: the clock's sleep is the loop's own (a fake clock's
         sleep moves time for everyone), and a read is not a sleep.
         """
-        done = anyio.Event()
-        outcome: list[UpstreamVideoJob | Exception] = []
+        if math.isfinite(self._heartbeat):
+            self._reading[watch] = anyio.current_time()
+            if self._ticker is None and self._tg is not None:
+                self._ticker = anyio.CancelScope()
+                self._tg.start_soon(self._tick, self._ticker)
+        try:
+            return await self._read(watch.job_id)
+        finally:
+            self._reading.pop(watch, None)
+            if not self._reading and self._ticker is not None:
+                self._ticker.cancel()
+                self._ticker = None
 
-        async def read() -> None:
-            try:
-                outcome.append(await self._read(watch.job_id))
-            except Exception as exc:  # handed to the loop, which tells every waiter
-                outcome.append(exc)
-            finally:
-                done.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read)
-            while not done.is_set():
-                with anyio.move_on_after(self._heartbeat):
-                    await done.wait()
-                if not done.is_set():
-                    watch.tell(self._clock.now())
-        (result,) = outcome
-        if isinstance(result, Exception):
-            raise result
-        return result
+    async def _tick(self, scope: anyio.CancelScope) -> None:
+        """Heartbeats for every read under way, each a heartbeat after its start or its last one."""
+        with scope:
+            while self._reading:
+                now = anyio.current_time()
+                due = min(self._reading.values()) + self._heartbeat
+                if now < due:
+                    await anyio.sleep(due - now)
+                    continue
+                told_at = self._clock.now()
+                for watch, since in list(self._reading.items()):
+                    if since + self._heartbeat <= now:
+                        watch.tell(told_at)
+                        self._reading[watch] = now
+        if self._ticker is scope:
+            self._ticker = None
 
     async def _update(self, job: VideoJob) -> None:
         if self._on_update is None:

@@ -81,8 +81,12 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
+        # Every slot may keep its connection: with fewer kept, a burst closed and reopened most of them
+        # (a TCP and TLS handshake each, and each closed connection's objects waited for the cycle collector).
         self.connection_limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
         )
         self._http_options: dict[str, Any] = {
             "base_url": settings.base_url,
