@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -320,6 +321,28 @@ async def test_replicas_starting_together_create_the_schema_once(backend: Settin
     assert len(versions) == 4
     async with opened(backend, time) as storage:
         assert (await storage.credits("local", None)).spent_total == 0
+
+
+def test_servers_opening_a_new_ledger_together_all_open_it(tmp_path: Path) -> None:
+    """Four servers starting at once on an empty folder (each its own connection, as separate processes
+    have): SQLite can refuse the switch to WAL at once ("database is locked") instead of waiting; every
+    one must still open the ledger rather than fail to start."""
+    failures: list[str] = []
+
+    def open_and_close(folder: Path) -> None:
+        try:
+            SqliteStorage.open_in(folder).close()
+        except sqlite3.OperationalError as exc:
+            failures.append(str(exc))
+
+    for attempt in range(40):  # one round in about fifteen hit the refusal before the fix
+        folder = tmp_path / str(attempt)
+        threads = [threading.Thread(target=open_and_close, args=(folder,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
 
 
 async def test_a_ledger_from_before_versioning_is_upgraded_in_place(tmp_path: Path) -> None:
