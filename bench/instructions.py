@@ -16,22 +16,22 @@ Needs valgrind (Debian's `valgrind` package); without it the rows say so and not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
-from mcp import Client, StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import FLOOR_EDIT_SERVER, PYTHON, Row, child_pids, print_rows, server_env
-from bench.call_overhead import OFF, TARGET_FLOOR_RATIO, concurrent, sequential
-from bench.edit_upstream import API_KEY, run_edit_upstream
+from bench._common import FLOOR_EDIT_SERVER, PYTHON, Row, print_rows
+from bench.call_overhead import OFF, TARGET_FLOOR_RATIO, Server, concurrent, start
+from bench.edit_upstream import EditUpstream, run_edit_upstream
 
-WARM_UP = 30
-SERVERS = {"floor": ([FLOOR_EDIT_SERVER], {}), "cutout-mcp": (["-m", "cutout_mcp"], OFF)}
+SERVERS = (Server("floor", (PYTHON, FLOOR_EDIT_SERVER)), Server("cutout-mcp", (PYTHON, "-m", "cutout_mcp"), OFF))
 
 
 def _total(out: Path) -> int:
@@ -47,24 +47,15 @@ def _largest_total(folder: Path) -> int:
     return max(_total(path) for path in folder.glob("callgrind.out*"))
 
 
-async def count(args: list[str], env: dict[str, str], calls: int, folder: Path) -> float:
-    """Instructions per call of one server under callgrind."""
+async def count(server: Server, upstream: EditUpstream, calls: int, folder: Path) -> float:
+    """Instructions per call of `server` run under callgrind (warmed up as `call_overhead` does)."""
     out = folder / "callgrind.out"
-    valgrind = ["-q", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", PYTHON, *args]
-    params = StdioServerParameters(command="valgrind", args=valgrind, env=env)
-    arguments = {"prompt": "warmer light", "image_urls": ["https://img.example.com/cat.jpg"], "aspect_ratio": "1:1"}
-    before = set(child_pids())
-    async with Client(params) as client:
-        (pid,) = set(child_pids()) - before
-        control = ["callgrind_control", str(pid)]
-
-        async def call() -> None:
-            result = await client.call_tool("edit_image", arguments)
-            assert not result.is_error, result.content
-
-        await sequential(call, WARM_UP)
+    valgrind = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    async with AsyncExitStack() as stack:
+        started = await start(dataclasses.replace(server, command=(*valgrind, *server.command)), upstream, stack)
+        control = ["callgrind_control", str(started.pid)]
         await anyio.run_process([*control, "--instr=on"])
-        await concurrent(call, calls)
+        await concurrent(started.call, calls)
         await anyio.run_process([*control, "--instr=off"])
         await anyio.run_process([*control, "--dump"])
     return await anyio.to_thread.run_sync(_largest_total, folder) / calls
@@ -76,10 +67,9 @@ async def run(calls: int = 200) -> list[Row]:
         return [Row(label, "instructions per edit_image call (callgrind)", "not measured: valgrind is not installed")]
     per_call: dict[str, float] = {}
     async with run_edit_upstream() as upstream:
-        for name, (args, extra) in SERVERS.items():
+        for server in SERVERS:
             with tempfile.TemporaryDirectory(prefix="cutout-bench-cg-") as folder:
-                env = server_env(upstream.base_url, API_KEY, **extra)
-                per_call[name] = await count(args, env, calls, Path(folder))
+                per_call[server.name] = await count(server, upstream, calls, Path(folder))
     floor, ours = per_call["floor"], per_call["cutout-mcp"]
     ratio = floor / ours
     return [
