@@ -5,8 +5,8 @@ executes for one call does not. Each server (`bench/floor_edit_server.py`, and c
 and preview off, as in `call_overhead.py`) runs under valgrind's callgrind, spawned over stdio by the
 official client against the stand-in edit upstream. Counting starts after a warm-up (connection pools,
 the ledger, first-use imports) and covers `--calls` calls with 10 in flight, every thread of the server
-included, system calls excluded. The floor's count repeats within 0.5% and cutout-mcp's within about
-2% (how its calls interleave depends on timing), whatever else the machine runs.
+included, system calls excluded. Both counts repeat within about 3% across runs (how calls interleave
+depends on timing), whatever else the machine runs.
 
 Needs valgrind (Debian's `valgrind` package); without it the rows say so and nothing is measured.
 
