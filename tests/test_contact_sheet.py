@@ -9,6 +9,7 @@ import io
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 from mcp_types import CallToolResult
@@ -189,6 +190,37 @@ async def test_a_finished_video_comes_with_its_contact_sheet(
     assert check_bounds(sheet) == (512, 384)
     assert [block.type for block in result.content] == ["text", "resource_link", "image"]
     assert fetched.call_count == 1
+
+
+async def test_reading_a_finished_video_again_reuses_its_sheet(
+    settings: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    fetched, _ = serve(upstream, gif(frames(FPS)))
+    async with connect(settings, "auto", clock) as client:
+        first = await client.call_tool("get_video_result", {"id": JOB_ID})
+        again = await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert images_of(first) == images_of(again)
+    assert len(images_of(again)) == 1
+    assert fetched.call_count == 1  # the video was fetched and decoded once
+
+
+async def test_a_sheet_that_could_not_be_made_is_tried_again_on_the_next_read(
+    settings: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
+    video = upstream.get(VIDEO_URL)
+    video.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, content=gif(frames(FPS)), headers={"content-type": "image/gif"}),
+    ]
+    upstream.get(COVER_URL).respond(status_code=503)
+    async with connect(settings, "auto", clock) as client:
+        first = await client.call_tool("get_video_result", {"id": JOB_ID})
+        again = await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert images_of(first) == []
+    (sheet,) = images_of(again)
+    assert check_bounds(sheet) == (512, 384)
+    assert video.call_count == 2
 
 
 @needs_av

@@ -104,6 +104,7 @@ FIGURES = [
     f"(≤ {downloads.PREVIEW_SIDE_PX} px, ≤ {downloads.PREVIEW_MAX_BYTES // 1024} KB)",
     f"`CUTOUT_PREVIEW_SECONDS` ({Settings().preview_seconds:g} s)",
     f"at most {downloads.PREVIEW_WORKERS} images are shrunk at once",
+    f"reading one of the last {downloads.SHEETS_KEPT} finished jobs again",
     f"capped ({downloads.MAX_VIDEO_BYTES // MB} MB per video, {downloads.MAX_IMAGE_BYTES // MB} MB per image, "
     f"{downloads.DOWNLOAD_SECONDS:.0f} s)",
     f"at least every {HEARTBEAT_SECONDS:g} s",

@@ -21,7 +21,9 @@ Decisions:
   `core.contact_sheet`), or its cover's preview when the frames cannot be had
   (no PyAV for an MP4, a video over the fetch cap, an unreadable file). It is
   made from the local copy when there is one. Either picture is left out,
-  never the result, on failure.
+  never the result, on failure. A finished video never changes, so its sheet
+  is made once and shared: by every waiter of the job, and by later reads of
+  the last `SHEETS_KEPT` jobs (`core.made_once`).
 - A preview or sheet is a nicety: fetching, decoding and shrinking it share
   one overall budget (`CUTOUT_PREVIEW_SECONDS`), after which the result goes
   out without it and the reason is logged. Shrinking runs in worker threads, `PREVIEW_WORKERS`
@@ -54,6 +56,7 @@ from cutout_mcp import __version__
 from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.contact_sheet import contact_sheet
 from cutout_mcp.core.jpeg import fit_jpeg
+from cutout_mcp.core.made_once import MadeOnce
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, ResultT, VideoJob
 from cutout_mcp.errors import CutoutMcpError
 
@@ -76,6 +79,8 @@ PREVIEW_MAX_SOURCE_PIXELS = 80_000_000
 """Larger images are not decoded for a preview (a decompression bomb guard)."""
 PREVIEW_WORKERS = 2
 """Images shrunk at once; more wait their turn (within the budget), which bounds CPU and memory."""
+SHEETS_KEPT = 16
+"""Contact sheets kept in memory for the most recently read finished jobs (each at most PREVIEW_MAX_BYTES)."""
 DOWNLOAD_CONNECTIONS = 20
 DOWNLOAD_KEEPALIVE_SECONDS = 1.5
 """Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
@@ -129,6 +134,7 @@ class Downloads:
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
         self._workers = anyio.CapacityLimiter(PREVIEW_WORKERS)
+        self._sheets: MadeOnce[int, bytes] = MadeOnce(SHEETS_KEPT)
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -245,7 +251,7 @@ class Downloads:
                 logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, exc)
                 return await self._preview_bytes(cover_url, cover)
 
-        jpeg = await self.within_budget(f"contact sheet of video job {job.id}", make)
+        jpeg = await self.within_budget(f"contact sheet of video job {job.id}", lambda: self._sheets.get(job.id, make))
         return None if jpeg is None else Picture(jpeg)
 
     async def _preview_bytes(self, url: str, saved: Saved | None) -> bytes:
