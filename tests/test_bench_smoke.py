@@ -21,3 +21,10 @@ def test_results_table_has_one_line_per_row() -> None:
 def test_every_benchmark_module_imports() -> None:
     """run_all imports them all: a rename in one must not leave another importing the old name."""
     import bench.run_all  # noqa: F401
+
+
+def test_the_ablation_knows_every_part_it_is_asked_to_take_out() -> None:
+    from bench import ablated_server, ablation
+
+    asked = {part for server in ablation.SERVERS for part in server.env.get("CUTOUT_BENCH_WITHOUT", "").split(",")}
+    assert asked - {""} <= set(ablated_server.PARTS)
