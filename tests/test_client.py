@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import ssl
 
 import httpx
 import pytest
 import respx
 
 from cutout_mcp.config import Settings
+from cutout_mcp.core.downloads import Downloads
+from cutout_mcp.core.netguard import GuardedBackend, guarded_transport
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 
 from .conftest import API_KEY, envelope, video_job
+from .netfakes import FakeDNS, FakeNetwork
 
 pytestmark = pytest.mark.anyio
 
@@ -268,3 +272,30 @@ async def test_idle_connections_are_dropped_before_common_servers_close_them() -
         expiry = client.connection_limits.keepalive_expiry
         assert expiry is not None
         assert expiry < 2
+
+
+def pool_ssl_context(transport: object) -> ssl.SSLContext:
+    """The TLS context an httpx transport's connection pool opens connections with (httpx is pinned)."""
+    context = transport._pool._ssl_context  # type: ignore[attr-defined]
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+async def test_every_http_client_verifies_tls_with_one_shared_context(settings: Settings) -> None:
+    """The API, download and pre-flight clients load the CA bundle once, and all of them verify."""
+    api = CutoutClient(settings.model_copy(update={"base_url": "https://www.cutout.pro"}))
+    downloads = Downloads(None)
+    backend = GuardedBackend(resolver=FakeDNS({}), inner=FakeNetwork({}))
+    try:
+        contexts = {
+            id(pool_ssl_context(api._http._transport)),
+            id(pool_ssl_context(downloads._http._transport)),
+            id(pool_ssl_context(guarded_transport(backend))),
+        }
+    finally:
+        await api.aclose()
+        await downloads.aclose()
+    assert len(contexts) == 1
+    shared = pool_ssl_context(guarded_transport(backend))
+    assert shared.verify_mode == ssl.CERT_REQUIRED
+    assert shared.check_hostname is True

@@ -59,6 +59,7 @@ from cutout_mcp.core.jpeg import fit_jpeg
 from cutout_mcp.core.made_once import MadeOnce
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, ResultT, VideoJob
 from cutout_mcp.errors import CutoutMcpError
+from cutout_mcp.upstream.tls import shared_ssl_context
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -117,7 +118,7 @@ class Downloads:
     """Fetches result files with one httpx client of its own (never the API's, which sends the key).
 
     Use it as an async context manager (the server's lifespan does) so the client is closed; the client
-    itself is made on the first download, so start-up does not pay for its TLS context.
+    itself is made on the first download, with the TLS context every client shares (`upstream.tls`).
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class Downloads:
                 headers={"User-Agent": f"cutout-mcp/{__version__}"},
                 follow_redirects=True,
                 max_redirects=5,
+                verify=shared_ssl_context(),
                 transport=self._transport,
             )
         return self._http_client

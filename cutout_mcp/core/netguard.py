@@ -18,10 +18,8 @@ cases, in one small function that the tests walk class by class.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +27,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpcore
 import httpx
+
+from cutout_mcp.upstream.tls import shared_ssl_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -205,7 +205,7 @@ def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
     `tests/test_preflight.py::test_the_guarded_backend_makes_every_connection`
     fails if a new httpx stops using the replaced pool.
     """
-    ssl_context = _default_ssl_context()
+    ssl_context = shared_ssl_context()
     # given the context, the transport does not build (and then discard) a second one of its own
     transport = httpx.AsyncHTTPTransport(retries=0, verify=ssl_context)
     transport._pool = httpcore.AsyncConnectionPool(
@@ -215,9 +215,3 @@ def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
         network_backend=backend,
     )
     return transport
-
-
-@functools.lru_cache(maxsize=1)
-def _default_ssl_context() -> ssl.SSLContext:
-    """httpx's verifying TLS defaults, built once (loading the CA bundle is slow)."""
-    return httpx.create_ssl_context()

@@ -30,6 +30,7 @@ from cutout_mcp import __version__
 from cutout_mcp.config import Settings
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
+from cutout_mcp.upstream.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,10 @@ class CutoutClient:
 
     @property
     def _http(self) -> httpx.AsyncClient:
-        """Made on the first request: its TLS context reads the CA bundle (~45 ms), which start-up need not wait for."""
+        """Made on the first request, with the TLS context every client shares (`upstream.tls`): reading the CA
+        bundle is not something start-up need wait for."""
         if self._http_client is None:
-            self._http_client = httpx.AsyncClient(**self._http_options)
+            self._http_client = httpx.AsyncClient(**self._http_options, verify=shared_ssl_context())
         return self._http_client
 
     async def __aenter__(self) -> CutoutClient:
