@@ -223,6 +223,26 @@ async def test_a_sheet_that_could_not_be_made_is_tried_again_on_the_next_read(
     assert video.call_count == 2
 
 
+async def test_a_cover_shown_for_a_failed_fetch_does_not_stand_in_for_the_sheet_later(
+    settings: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
+    video = upstream.get(VIDEO_URL)
+    video.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, content=gif(frames(FPS)), headers={"content-type": "image/gif"}),
+    ]
+    upstream.get(COVER_URL).respond(content=picture((60, 40)), headers={"content-type": "image/jpeg"})
+    async with connect(settings, "auto", clock) as client:
+        first = await client.call_tool("get_video_result", {"id": JOB_ID})
+        again = await client.call_tool("get_video_result", {"id": JOB_ID})
+    (cover,) = images_of(first)
+    with Image.open(io.BytesIO(cover)) as shown:
+        assert shown.size == (60, 40)
+    (sheet,) = images_of(again)
+    assert check_bounds(sheet) == (512, 384)
+
+
 @needs_av
 async def test_a_saved_video_is_sheeted_from_the_local_copy(
     settings: Settings, clock: FakeClock, upstream: respx.MockRouter, tmp_path: Path

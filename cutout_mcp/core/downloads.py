@@ -23,7 +23,8 @@ Decisions:
   made from the local copy when there is one. Either picture is left out,
   never the result, on failure. A finished video never changes, so its sheet
   is made once and shared: by every waiter of the job, and by later reads of
-  the last `SHEETS_KEPT` jobs (`core.made_once`).
+  the last `SHEETS_KEPT` jobs (`core.made_once`); a cover shown instead is not
+  kept, so the next read tries for the sheet again.
 - A preview or sheet is a nicety: fetching, decoding and shrinking it share
   one overall budget (`CUTOUT_PREVIEW_SECONDS`), after which the result goes
   out without it and the reason is logged. Shrinking runs in worker threads, `PREVIEW_WORKERS`
@@ -243,17 +244,27 @@ class Downloads:
             return None
         video_url, cover_url = job.result_url, job.cover_url
 
-        async def make() -> bytes:
-            try:
-                source = video.path if video is not None else await self._fetch_small(video_url)
-                return await self.off_loop(contact_sheet, source)
-            except (DownloadError, OSError, ValueError) as exc:
-                if not cover_url:
-                    raise
-                logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, exc)
-                return await self._preview_bytes(cover_url, cover)
+        async def make_sheet() -> bytes:
+            source = video.path if video is not None else await self._fetch_small(video_url)
+            return await self.off_loop(contact_sheet, source)
 
-        jpeg = await self.within_budget(f"contact sheet of video job {job.id}", lambda: self._sheets.get(job.id, make))
+        async def make() -> bytes:
+            # Only a sheet is kept: a cover shown because the video could not be had this time (a network
+            # error, say) must not stand in for the sheet on the next read.
+            try:
+                sheet = await self._sheets.get(job.id, make_sheet)
+            except (DownloadError, OSError, ValueError) as exc:
+                sheet, reason = None, str(exc)
+            else:
+                reason = "another reader's attempt at it failed"
+            if sheet is not None:
+                return sheet
+            if not cover_url:
+                raise DownloadError(reason)
+            logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, reason)
+            return await self._preview_bytes(cover_url, cover)
+
+        jpeg = await self.within_budget(f"contact sheet of video job {job.id}", make)
         return None if jpeg is None else Picture(jpeg)
 
     async def _preview_bytes(self, url: str, saved: Saved | None) -> bytes:
