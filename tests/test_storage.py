@@ -304,6 +304,30 @@ async def test_expired_tasks_are_deleted_and_never_adopted(store: Storage, time:
     assert await store.get_task("task_a") is None
 
 
+# --- secrets ------------------------------------------------------------------------------
+
+
+async def test_a_shared_secret_is_the_first_one_stored_for_every_process_and_after_reopening(
+    backend: Settings, time: ManualClock
+) -> None:
+    candidates = [bytes([n]) * 32 for n in range(1, 5)]
+    got: list[bytes] = []
+
+    async def start(candidate: bytes) -> None:
+        async with opened(backend, time) as storage:
+            got.append(await storage.shared_secret("request-state-key", candidate))
+
+    async with anyio.create_task_group() as tg:  # replicas starting together, each with its own key
+        for candidate in candidates:
+            tg.start_soon(start, candidate)
+    assert len(got) == 4
+    assert len(set(got)) == 1
+    assert got[0] in candidates
+    async with opened(backend, time) as again:
+        assert await again.shared_secret("request-state-key", b"x" * 32) == got[0]
+        assert await again.shared_secret("another", b"y" * 32) == b"y" * 32
+
+
 # --- the schema ------------------------------------------------------------------------------
 
 

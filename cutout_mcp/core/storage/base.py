@@ -209,6 +209,15 @@ class Storage(ABC):
     @abstractmethod
     async def delete_expired_tasks(self, now: float) -> int: ...
 
+    # --- secrets -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret called `name`, the same for every process sharing this storage and after restarts.
+
+        The first process to ask stores its `candidate`; every later call, here or elsewhere, gets that one.
+        """
+
 
 # --- what the backends share -------------------------------------------------------------
 

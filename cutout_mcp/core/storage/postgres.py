@@ -359,3 +359,16 @@ class PostgresStorage(Storage):
 
     async def delete_expired_tasks(self, now: float) -> int:
         return await self._execute("DELETE FROM tasks WHERE expires_at <= %s", (now,))
+
+    # --- secrets -------------------------------------------------------------------
+
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        async with self._transaction() as cur:
+            # A replica storing its candidate at the same moment makes this wait, then do nothing; the
+            # SELECT (a new snapshot under READ COMMITTED) then reads the winner's.
+            await cur.execute(
+                "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING", (name, candidate)
+            )
+            await cur.execute("SELECT value FROM secrets WHERE name = %s", (name,))
+            row = await cur.fetchone()
+        return bytes(row["value"])

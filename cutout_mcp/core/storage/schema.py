@@ -8,7 +8,8 @@ upgrade the database once, and a process never sees a half-made schema.
 Version 1 is the ledger as it was before versioning (`CREATE ... IF NOT EXISTS`), so an existing
 `ledger.sqlite3` upgrades in place. Version 2 adds what several processes need to act as one server:
 the spend counter that makes the budget exact, the dedupe guards, the charges' request key and the
-durable tasks.
+durable tasks. Version 3 adds the secrets every process must share, such as the key that seals a
+spend question's state (`Storage.shared_secret`).
 
 Times are epoch seconds (REAL / DOUBLE PRECISION) from the server's clock, job and edit ids are
 cutout.pro's 64-bit integers.
@@ -46,6 +47,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tasks_working ON tasks (lease_expires) WHERE status = 'working'",
         "CREATE INDEX tasks_expiry ON tasks (expires_at)",
     ),
+    ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -77,6 +79,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tasks_working ON tasks (lease_expires) WHERE status = 'working'",
         "CREATE INDEX tasks_expiry ON tasks (expires_at)",
     ),
+    ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
 )
 
 VERSION = len(SQLITE)

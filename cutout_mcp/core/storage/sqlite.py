@@ -246,6 +246,11 @@ class SqliteStorage(Storage):
     async def delete_expired_tasks(self, now: float) -> int:
         return await self._run(_execute, "DELETE FROM tasks WHERE expires_at <= ?", (now,))
 
+    # --- secrets -------------------------------------------------------------------
+
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        return await self._run(_shared_secret, name, candidate)
+
 
 # --- the SQL, as plain functions of a connection (run inline or in the worker thread) -------------
 
@@ -353,6 +358,13 @@ def _reserve(
         )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def _shared_secret(db: Db, name: str, candidate: bytes) -> bytes:
+    with _immediate(db):
+        db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, candidate))
+        row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+    return bytes(row[0])
 
 
 def _release(db: Db, charge: int) -> None:
