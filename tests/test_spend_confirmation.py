@@ -441,3 +441,23 @@ async def test_a_task_is_created_only_once_the_user_said_yes(
             assert result.structured_content["status"] == "succeeded"
             assert extension.polls[-1].status == "completed"
             assert submits.call_count == 1
+
+
+async def test_an_answer_is_taken_by_any_server_sharing_the_ledger(
+    confirming: Settings, clock: FakeClock, upstream: respx.MockRouter
+) -> None:
+    # 2026-07-28: behind a load balancer the answer may reach another replica, and a restarted server
+    # must still take an answer to a question it asked before; each seals with the key the ledger holds.
+    edits = upstream.post(EDIT).respond(json=edit_answer())
+    async with connect(confirming, "auto", clock, User("accept")) as asking:
+        first = await asking.session.call_tool("edit_image", EDIT_ARGS, allow_input_required=True)
+    assert isinstance(first, InputRequiredResult)
+    ((key, _),) = first.input_requests.items()
+    yes = {key: ElicitResult(action="accept", content={"confirm": True})}
+    async with connect(confirming, "auto", clock, User("accept")) as answered:
+        paid = await answered.session.call_tool(
+            "edit_image", EDIT_ARGS, input_responses=yes, request_state=first.request_state
+        )
+    assert isinstance(paid, CallToolResult)
+    assert paid.is_error is False, text_of(paid)
+    assert edits.call_count == 1

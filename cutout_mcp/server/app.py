@@ -24,6 +24,7 @@ from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tool
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
+from cutout_mcp.server.sealing import SharedKeyCodec
 from cutout_mcp.server.task_resume import resume_generate_video
 from cutout_mcp.server.tasks import TasksExtension
 from cutout_mcp.upstream.client import RetryPolicy
@@ -50,6 +51,7 @@ def build_server(
         lease_seconds=settings.task_lease_seconds,
     )
     running = ledger_tools.Running()
+    sealing = SharedKeyCodec()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
@@ -65,6 +67,7 @@ def build_server(
             ) as app,
             tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):
+            await sealing.load(app.ledger)
             running.app = app
             try:
                 yield app
@@ -80,8 +83,9 @@ def build_server(
         lifespan=lifespan,
         log_level=settings.log_level,
         extensions=[tasks],
-        # a 2026-07-28 spend question's sealed state: one key per process, open as long as the question
-        request_state_security=RequestStateSecurity.ephemeral(ttl=confirm_seconds),
+        # a 2026-07-28 spend question's sealed state: one key for every process sharing the ledger, open as
+        # long as the question
+        request_state_security=RequestStateSecurity(codec=sealing, ttl=confirm_seconds),
         **auth_options(settings),
     )
     video_tools.register(server, settings, principal, confirm_seconds)
