@@ -20,17 +20,14 @@ something to switch off.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import anyio
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import FLOOR_EDIT_SERVER, PYTHON, Row, cpu_seconds, print_rows
-from bench.call_overhead import CONCURRENCY, OFF, Server, Tally, concurrent, sequential, spread, start
+from bench._common import FLOOR_EDIT_SERVER, PYTHON, Row
+from bench.call_overhead import CONCURRENCY, OFF, Server, main_for, spread, take_turns, throughput_ratio
 from bench.edit_upstream import run_edit_upstream
 
 ABLATED = str(Path(__file__).resolve().with_name("ablated_server.py"))
@@ -52,23 +49,13 @@ SERVERS = (
 
 
 async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> list[Row]:
-    tallies = {server.name: Tally() for server in SERVERS}
     async with run_edit_upstream() as upstream, AsyncExitStack() as stack:
-        started = {server.name: await start(server, upstream, stack) for server in SERVERS}
-        for round_number in range(rounds):
-            shift = round_number % len(SERVERS)
-            for server in SERVERS[shift:] + SERVERS[:shift]:
-                tally, target = tallies[server.name], started[server.name]
-                cpu = cpu_seconds(target.pid)
-                tally.seconds.append(await concurrent(target.call, block))
-                tally.cpu.append(cpu_seconds(target.pid) - cpu)
-                tally.latencies.append(await sequential(target.call, latency_calls))
+        tallies = await take_turns(SERVERS, upstream, stack, block, rounds, latency_calls)
     floor = tallies["floor"]
     rows = []
     for server in SERVERS[1:]:
         tally = tallies[server.name]
-        pooled = tally.throughput(block) / floor.throughput(block)
-        per_round = [a / b for a, b in zip(tally.round_throughputs(block), floor.round_throughputs(block), strict=True)]
+        pooled, per_round = throughput_ratio(tally, floor, block)
         added = 1000 * (tally.latency - floor.latency)
         cpu = tally.cpu_ms_per_call(block) - floor.cpu_ms_per_call(block)
         rows.append(
@@ -83,13 +70,5 @@ async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> li
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--block", type=int, default=150, help="calls per concurrent block (default 150)")
-    parser.add_argument("--rounds", type=int, default=30, help="rounds of blocks (default 30)")
-    args = parser.parse_args()
-    print_rows(anyio.run(run, args.block, args.rounds))
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__ or "")

@@ -180,25 +180,42 @@ def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(median(values))} ({fmt.format(low)}-{fmt.format(high)})"
 
 
+async def take_turns(
+    servers: Sequence[Server],
+    upstream: EditUpstream,
+    stack: AsyncExitStack,
+    block: int,
+    rounds: int,
+    latency_calls: int,
+) -> dict[str, Tally]:
+    """Start every server, then for `rounds` rounds in rotating order give each a concurrent block of
+    `block` calls and `latency_calls` one at a time, reading its CPU time around the block."""
+    tallies = {server.name: Tally() for server in servers}
+    started = {server.name: await start(server, upstream, stack) for server in servers}
+    for round_number in range(rounds):
+        shift = round_number % len(servers)
+        for server in [*servers[shift:], *servers[:shift]]:
+            tally, target = tallies[server.name], started[server.name]
+            cpu = cpu_seconds(target.pid)
+            tally.seconds.append(await concurrent(target.call, block))
+            tally.cpu.append(cpu_seconds(target.pid) - cpu)
+            tally.latencies.append(await sequential(target.call, latency_calls))
+    return tallies
+
+
+def throughput_ratio(x: Tally, y: Tally, block: int) -> tuple[float, list[float]]:
+    """Pooled throughput ratio of `x` to `y`, and the same ratio round by round."""
+    rounds = [p / q for p, q in zip(x.round_throughputs(block), y.round_throughputs(block), strict=True)]
+    return x.throughput(block) / y.throughput(block), rounds
+
+
 async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> list[Row]:
-    tallies = {server.name: Tally() for server in SERVERS}
     async with run_edit_upstream() as upstream, AsyncExitStack() as stack:
         direct_latency, direct_throughput = await measure_direct(upstream, 200)
-        started = {server.name: await start(server, upstream, stack) for server in SERVERS}
-        for round_number in range(rounds):
-            shift = round_number % len(SERVERS)
-            for server in SERVERS[shift:] + SERVERS[:shift]:
-                tally, target = tallies[server.name], started[server.name]
-                cpu = cpu_seconds(target.pid)
-                tally.seconds.append(await concurrent(target.call, block))
-                tally.cpu.append(cpu_seconds(target.pid) - cpu)
-                tally.latencies.append(await sequential(target.call, latency_calls))
+        tallies = await take_turns(SERVERS, upstream, stack, block, rounds, latency_calls)
 
     def ratio(a: str, b: str) -> tuple[float, list[float]]:
-        """Pooled throughput ratio of `a` to `b`, and the same ratio round by round."""
-        x, y = tallies[a], tallies[b]
-        rounds_ = [p / q for p, q in zip(x.round_throughputs(block), y.round_throughputs(block), strict=True)]
-        return x.throughput(block) / y.throughput(block), rounds_
+        return throughput_ratio(tallies[a], tallies[b], block)
 
     def figure(name: str) -> str:
         t = tallies[name]
@@ -266,12 +283,17 @@ async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> li
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main_for(run: Callable[[int, int], Awaitable[list[Row]]], doc: str) -> None:
+    """The command line of a benchmark built on `take_turns`: --block and --rounds, then its table."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--block", type=int, default=150, help="calls per concurrent block (default 150)")
     parser.add_argument("--rounds", type=int, default=30, help="rounds of blocks (default 30)")
     args = parser.parse_args()
     print_rows(anyio.run(run, args.block, args.rounds))
+
+
+def main() -> None:
+    main_for(run, __doc__ or "")
 
 
 if __name__ == "__main__":
