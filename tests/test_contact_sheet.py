@@ -171,6 +171,17 @@ def serve(upstream: respx.MockRouter, video: bytes, cover: bytes | None = None) 
     return upstream.get(VIDEO_URL).respond(content=video, headers={"content-type": kind}), cover_route
 
 
+def serve_failing_once(upstream: respx.MockRouter) -> respx.Route:
+    """A finished job whose video fails to download (503) on the first try and comes as a GIF after."""
+    upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
+    video = upstream.get(VIDEO_URL)
+    video.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, content=gif(frames(FPS)), headers={"content-type": "image/gif"}),
+    ]
+    return video
+
+
 def picture(size: tuple[int, int]) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (10, 200, 10)).save(out, "JPEG")
@@ -207,12 +218,7 @@ async def test_reading_a_finished_video_again_reuses_its_sheet(
 async def test_a_sheet_that_could_not_be_made_is_tried_again_on_the_next_read(
     settings: Settings, clock: FakeClock, upstream: respx.MockRouter
 ) -> None:
-    upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
-    video = upstream.get(VIDEO_URL)
-    video.side_effect = [
-        httpx.Response(503),
-        httpx.Response(200, content=gif(frames(FPS)), headers={"content-type": "image/gif"}),
-    ]
+    video = serve_failing_once(upstream)
     upstream.get(COVER_URL).respond(status_code=503)
     async with connect(settings, "auto", clock) as client:
         first = await client.call_tool("get_video_result", {"id": JOB_ID})
@@ -226,12 +232,7 @@ async def test_a_sheet_that_could_not_be_made_is_tried_again_on_the_next_read(
 async def test_a_cover_shown_for_a_failed_fetch_does_not_stand_in_for_the_sheet_later(
     settings: Settings, clock: FakeClock, upstream: respx.MockRouter
 ) -> None:
-    upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
-    video = upstream.get(VIDEO_URL)
-    video.side_effect = [
-        httpx.Response(503),
-        httpx.Response(200, content=gif(frames(FPS)), headers={"content-type": "image/gif"}),
-    ]
+    serve_failing_once(upstream)
     upstream.get(COVER_URL).respond(content=picture((60, 40)), headers={"content-type": "image/jpeg"})
     async with connect(settings, "auto", clock) as client:
         first = await client.call_tool("get_video_result", {"id": JOB_ID})
