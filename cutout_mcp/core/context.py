@@ -22,6 +22,7 @@ from cutout_mcp.config import Settings
 from cutout_mcp.core.downloads import Downloads
 from cutout_mcp.core.paid import PaidCalls
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher, PollPolicy
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
@@ -43,6 +44,8 @@ class AppContext:
     downloads: Downloads
     inspector: ImageInspector | None = None
     """Pre-flight image checks; None when CUTOUT_PREFLIGHT=off."""
+    staging: ObjectStore | None = None
+    """Where local, inline and uploaded images are staged for cutout.pro; None when there is nowhere."""
 
 
 @asynccontextmanager
@@ -54,6 +57,7 @@ async def open_context(
     retry: RetryPolicy | None = None,
     poll_policy: PollPolicy | None = None,
     inspector: ImageInspector | None = None,
+    staging: ObjectStore | None = None,
 ) -> AsyncIterator[AppContext]:
     """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or SystemClock()
@@ -84,6 +88,7 @@ async def open_context(
             ),
             downloads=got,
             inspector=checker,
+            staging=staging,
         )
 
 

@@ -19,6 +19,7 @@ from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.context import AppContext, open_context
 from cutout_mcp.core.preflight import ImageInspector
+from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.watch import PollPolicy
 from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tools
 from cutout_mcp.server.auth import auth_options
@@ -39,6 +40,7 @@ def build_server(
     poll_policy: PollPolicy | None = None,
     extra_instructions: str = "",
     inspector: ImageInspector | None = None,
+    staging: ObjectStore | None = None,
     principal: Callable[[], str] = current_principal,
     confirm_seconds: float = spend.CONFIRM_SECONDS,
 ) -> MCPServer[AppContext]:
@@ -64,6 +66,7 @@ def build_server(
                 retry=retry,
                 poll_policy=poll_policy,
                 inspector=inspector,
+                staging=staging,
             ) as app,
             tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):
