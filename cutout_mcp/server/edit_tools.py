@@ -2,10 +2,10 @@
 `server.spend`.
 
 No `from __future__ import annotations`: the SDK reads the annotations at registration, and the URL
-pattern is built from settings inside `register`.
+pattern is built from settings when the tool is registered.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -29,6 +29,21 @@ else:
     EditModelName = Literal[catalog.EDIT_MODEL_NAMES]
     AspectRatio = Literal[catalog.ASPECT_RATIOS]
 
+Prompt = Annotated[
+    str,
+    Field(min_length=1, max_length=catalog.MAX_PROMPT_CHARS, description="What to change, in plain language."),
+]
+Model = Annotated[
+    EditModelName, Field(description="The editing model; see the tool description for prices and limits.")
+]
+Ratio = Annotated[AspectRatio, Field(description="Output aspect ratio; 'original' keeps the first image's.")]
+
+CheckEdit = Callable[[str, list[str], str, str, Context[AppContext, Any]], Awaitable[edits.EditPlan]]
+ConfirmEdit = Callable[..., Awaitable["Elicit[SpendConfirmation] | SpendConfirmation"]]
+Pay = Callable[
+    [Context[AppContext, Any], edits.EditPlan, ElicitationResult[SpendConfirmation]], Awaitable[CallToolResult]
+]
+
 
 def register(
     server: MCPServer[AppContext],
@@ -36,6 +51,10 @@ def register(
     principal: Callable[[], str],
     confirm_seconds: float = spend.CONFIRM_SECONDS,
 ) -> None:
+    """edit_image, asking before it spends or not, as CUTOUT_CONFIRM_SPEND says."""
+
+    # edit_image's resolvers; they stay here, where the SDK's key for a spend question (the resolver's
+    # qualified name) has always named them
     async def check_edit(
         prompt: str, image_urls: list[str], model: str, aspect_ratio: str, ctx: Context[AppContext, Any]
     ) -> edits.EditPlan:
@@ -46,31 +65,71 @@ def register(
     ) -> Elicit[SpendConfirmation] | SpendConfirmation:
         return await spend.ask(plan, ctx, confirm_seconds)
 
-    EditImageUrl = Annotated[
-        str,
-        Field(
-            pattern=url_pattern(https_only=True, trusted_origins=settings.trusted_image_origins),
-            max_length=catalog.MAX_URL_CHARS,
-        ),
-    ]
+    pay = _payer(settings, principal)
+    if settings.confirm_spend_above is None:
+        _register_edit_image_unasked(server, settings, check_edit, pay)
+    else:
+        _register_edit_image_confirmed(server, settings, check_edit, confirm_edit, pay)
 
-    Prompt = Annotated[
-        str,
-        Field(min_length=1, max_length=catalog.MAX_PROMPT_CHARS, description="What to change, in plain language."),
-    ]
-    ImageUrls = Annotated[
-        list[EditImageUrl],
-        Field(
-            min_length=catalog.MIN_EDIT_IMAGES,
-            max_length=catalog.MAX_EDIT_IMAGES,
-            description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
-        ),
-    ]
-    Model = Annotated[
-        EditModelName, Field(description="The editing model; see the tool description for prices and limits.")
-    ]
-    Ratio = Annotated[AspectRatio, Field(description="Output aspect ratio; 'original' keeps the first image's.")]
 
+def _register_edit_image_unasked(
+    server: MCPServer[AppContext], settings: Settings, check_edit: CheckEdit, pay: Pay
+) -> None:
+    """CUTOUT_CONFIRM_SPEND=off: nothing is ever asked, so the same checks run in the body, without the
+    SDK's resolver round on every call. The input schema is the same: resolved parameters are not in it."""
+    ImageUrls = Annotated[list[Annotated[str, _edit_image_url_field(settings)]], _image_urls_field()]
+
+    @_edit_image_tool(server)
+    async def edit_image(
+        prompt: Prompt,
+        image_urls: ImageUrls,
+        ctx: Context[AppContext, Any],
+        model: Model = catalog.DEFAULT_EDIT_MODEL,
+        aspect_ratio: Ratio = "original",
+    ) -> Annotated[CallToolResult, EditResult]:
+        plan = await check_edit(prompt, image_urls, model, aspect_ratio, ctx)
+        return await pay(ctx, plan, spend.NOT_ASKED)
+
+
+def _register_edit_image_confirmed(
+    server: MCPServer[AppContext], settings: Settings, check_edit: CheckEdit, confirm_edit: ConfirmEdit, pay: Pay
+) -> None:
+    ImageUrls = Annotated[list[Annotated[str, _edit_image_url_field(settings)]], _image_urls_field()]
+
+    @_edit_image_tool(server)
+    async def edit_image(
+        prompt: Prompt,
+        image_urls: ImageUrls,
+        ctx: Context[AppContext, Any],
+        plan: Annotated[edits.EditPlan, Resolve(check_edit)],
+        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_edit)],
+        model: Model = catalog.DEFAULT_EDIT_MODEL,
+        aspect_ratio: Ratio = "original",
+    ) -> Annotated[CallToolResult, EditResult]:
+        return await pay(ctx, plan, confirmation)
+
+
+def _edit_image_tool(server: MCPServer[AppContext]) -> Callable[[Callable[..., Any]], Any]:
+    return server.tool(title="Edit images with a prompt", description=texts.EDIT_IMAGE, annotations=PAID_TOOL)
+
+
+def _edit_image_url_field(settings: Settings) -> Any:
+    """One image URL's constraints: https only, except from the origins `settings` trusts (the sandbox's)."""
+    return Field(
+        pattern=url_pattern(https_only=True, trusted_origins=settings.trusted_image_origins),
+        max_length=catalog.MAX_URL_CHARS,
+    )
+
+
+def _image_urls_field() -> Any:
+    return Field(
+        min_length=catalog.MIN_EDIT_IMAGES,
+        max_length=catalog.MAX_EDIT_IMAGES,
+        description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
+    )
+
+
+def _payer(settings: Settings, principal: Callable[[], str]) -> Pay:
     async def pay(
         ctx: Context[AppContext, Any], plan: edits.EditPlan, confirmation: ElicitationResult[SpendConfirmation]
     ) -> CallToolResult:
@@ -78,40 +137,4 @@ def register(
         delivered = await edits.edit_image(app_of(ctx), principal(), plan, consent)
         return call_result(delivered)
 
-    tool = server.tool(
-        title="Edit images with a prompt",
-        description=texts.EDIT_IMAGE,
-        annotations=PAID_TOOL,
-    )
-
-    def register_unasked() -> None:
-        # CUTOUT_CONFIRM_SPEND=off: nothing is ever asked, so the same checks run in the body, without
-        # the SDK's resolver round on every call. The input schema is the same: resolved parameters are not in it.
-        @tool
-        async def edit_image(
-            prompt: Prompt,
-            image_urls: ImageUrls,
-            ctx: Context[AppContext, Any],
-            model: Model = catalog.DEFAULT_EDIT_MODEL,
-            aspect_ratio: Ratio = "original",
-        ) -> Annotated[CallToolResult, EditResult]:
-            plan = await check_edit(prompt, image_urls, model, aspect_ratio, ctx)
-            return await pay(ctx, plan, spend.NOT_ASKED)
-
-    def register_confirmed() -> None:
-        @tool
-        async def edit_image(
-            prompt: Prompt,
-            image_urls: ImageUrls,
-            ctx: Context[AppContext, Any],
-            plan: Annotated[edits.EditPlan, Resolve(check_edit)],
-            confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_edit)],
-            model: Model = catalog.DEFAULT_EDIT_MODEL,
-            aspect_ratio: Ratio = "original",
-        ) -> Annotated[CallToolResult, EditResult]:
-            return await pay(ctx, plan, confirmation)
-
-    if settings.confirm_spend_above is None:
-        register_unasked()
-    else:
-        register_confirmed()
+    return pay
