@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from cutout_mcp.core.pace import Pace, PollPolicy, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob, job_status
-from cutout_mcp.core.watch import Pace, PollPolicy, ProgressReporter, Reading
 
 pytestmark = pytest.mark.anyio
 

@@ -20,11 +20,12 @@ import httpx
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.downloads import Downloads
+from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.paid import PaidCalls
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage, open_storage
-from cutout_mcp.core.watch import JobWatcher, PollPolicy
+from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 
 logger = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from cutout_mcp import catalog
 from cutout_mcp.core.consent import Consent, Spend, needs_confirmation, question_for
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.pace import ProgressCallback
 from cutout_mcp.core.paid import Dedupe, Paid
 from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, VideoJob
 from cutout_mcp.core.validation import check_image_url, check_prompt, parse_job_id
-from cutout_mcp.core.watch import ProgressCallback
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.errors import MissingApiKeyError
 

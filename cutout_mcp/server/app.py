@@ -18,9 +18,9 @@ from cutout_mcp import __version__
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.context import AppContext, open_context
+from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
-from cutout_mcp.core.watch import PollPolicy
 from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tools
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer

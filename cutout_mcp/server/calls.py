@@ -17,8 +17,8 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import BaseModel
 
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.pace import ProgressCallback
 from cutout_mcp.core.results import Attachment, Delivered, FileLink
-from cutout_mcp.core.watch import ProgressCallback
 from cutout_mcp.server.tasks import in_task, set_status
 
 PAID_TOOL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
