@@ -289,7 +289,7 @@ async def test_every_http_client_verifies_tls_with_one_shared_context(settings: 
     try:
         contexts = {
             id(pool_ssl_context(api._http._transport)),
-            id(pool_ssl_context(downloads._http._transport)),
+            id(pool_ssl_context(downloads.fetcher.http._transport)),
             id(pool_ssl_context(guarded_transport(backend))),
         }
     finally:

@@ -5,12 +5,9 @@ video, its cover and an edited image are downloaded into that folder, and the
 tool result names the local path and carries `resource_link` blocks to it.
 
 Decisions:
-- A download is streamed to a hidden temporary file in the output folder and
-  renamed over the final name only when complete, so a file with the final
-  name is always whole, and a second read of the same job reuses it.
-- The file name is built from the numeric job or edit id and an extension from
-  a short allowlist; neither the URL nor any server answer can name a file, and
-  the final path is checked to sit directly inside the output folder.
+- Files are written whole or not at all, under names no URL or answer can
+  choose (`core.output_files`); fetching is `core.result_fetch`, shrinking
+  images `core.previews`.
 - Each download is capped in bytes and in time. A failed download never loses
   the result: the remote URL is still returned and the message says the copy
   failed.
@@ -31,88 +28,50 @@ Decisions:
   at a time (a large PNG decodes to hundreds of MB), and JPEGs are decoded
   straight at 1/2, 1/4 or 1/8 scale (`Image.draft`), which is most of the win.
 - One download client lives as long as the server (`open_context` enters
-  `Downloads`): building an httpx client costs ~20 ms of CPU for its TLS
-  context, more than everything else a previewed edit does. It is not the API
-  client, which sends the key with every request.
+  `Downloads`, which owns a `ResultFetcher`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
-import posixpath
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import TypeVar
 
 import anyio
 import httpx
 
-from cutout_mcp import __version__
 from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.contact_sheet import contact_sheet
-from cutout_mcp.core.jpeg import fit_jpeg
 from cutout_mcp.core.made_once import MadeOnce
-from cutout_mcp.core.results import Attachment, Delivered, EditResult, FileLink, Picture, ResultT, VideoJob
-from cutout_mcp.errors import CutoutMcpError
-from cutout_mcp.upstream.tls import shared_ssl_context
+from cutout_mcp.core.output_files import TYPE_BY_EXT, Kind, Saved, commit, discard, extension, prepare, remote_link
+from cutout_mcp.core.previews import PREVIEW_MAX_BYTES, PREVIEW_SIDE_PX, make_preview, preview_file
+from cutout_mcp.core.result_fetch import DownloadError, ResultFetcher
+from cutout_mcp.core.results import Attachment, Delivered, EditResult, Picture, ResultT, VideoJob
 
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
+__all__ = [
+    "PREVIEW_MAX_BYTES",
+    "PREVIEW_SIDE_PX",
+    "DownloadError",
+    "Downloads",
+    "Saved",
+    "make_preview",
+    "preview_file",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Kind = Literal["video", "image"]
 
 MAX_VIDEO_BYTES = 500 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 DOWNLOAD_SECONDS = 120.0
 """Bound on one download, added to a tool call's wait: a slow copy fails and the URL remains."""
 PREVIEW_FETCH_BYTES = 20 * 1024 * 1024
-PREVIEW_SIDE_PX = 512
-PREVIEW_MAX_BYTES = 200 * 1024
-PREVIEW_MAX_SOURCE_PIXELS = 80_000_000
-"""Larger images are not decoded for a preview (a decompression bomb guard)."""
 PREVIEW_WORKERS = 2
 """Images shrunk at once; more wait their turn (within the budget), which bounds CPU and memory."""
 SHEETS_KEPT = 16
 """Contact sheets kept in memory for the most recently read finished jobs (each at most PREVIEW_MAX_BYTES)."""
-DOWNLOAD_CONNECTIONS = 20
-DOWNLOAD_KEEPALIVE_SECONDS = 1.5
-"""Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
-
-_EXT_BY_TYPE = {
-    "video/mp4": ".mp4",
-    "video/webm": ".webm",
-    "video/quicktime": ".mov",
-    "image/gif": ".gif",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-}
-_TYPE_BY_EXT = {ext: mime for mime, ext in _EXT_BY_TYPE.items()} | {".jpeg": "image/jpeg"}
-_DEFAULT_EXT: dict[Kind, str] = {"video": ".mp4", "image": ".jpg"}
-_PART_PREFIX = ".part-"
-
-
-class DownloadError(CutoutMcpError):
-    """A copy could not be made; the message says why in a few words (never a URL's secrets)."""
-
-
-@dataclass(frozen=True)
-class Saved:
-    path: Path
-    mime_type: str
-    size: int
-
-    def link(self, name: str, description: str) -> FileLink:
-        return FileLink(self.path.as_uri(), name, description, self.mime_type, self.size)
 
 
 class Downloads:
@@ -133,28 +92,9 @@ class Downloads:
         self.output_dir = output_dir.expanduser().resolve() if output_dir is not None else None
         self.preview_enabled = preview
         self.preview_seconds = preview_seconds
-        self._transport = transport
-        self._http_client: httpx.AsyncClient | None = None
+        self.fetcher = ResultFetcher(transport)
         self._workers = anyio.CapacityLimiter(PREVIEW_WORKERS)
         self._sheets: MadeOnce[int, bytes] = MadeOnce(SHEETS_KEPT)
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        if self._http_client is None:
-            self._http_client = httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0, connect=10.0),
-                limits=httpx.Limits(
-                    max_connections=DOWNLOAD_CONNECTIONS,
-                    max_keepalive_connections=DOWNLOAD_CONNECTIONS,
-                    keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
-                ),
-                headers={"User-Agent": f"cutout-mcp/{__version__}"},
-                follow_redirects=True,
-                max_redirects=5,
-                verify=shared_ssl_context(),
-                transport=self._transport,
-            )
-        return self._http_client
 
     async def __aenter__(self) -> Downloads:
         return self
@@ -163,9 +103,7 @@ class Downloads:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._http_client is not None:
-            await self._http_client.aclose()
-            self._http_client = None
+        await self.fetcher.aclose()
 
     # --- saving ---------------------------------------------------------------------
 
@@ -178,52 +116,27 @@ class Downloads:
             raise ValueError(f"unsafe file stem {stem!r}")
         cap = MAX_VIDEO_BYTES if kind == "video" else MAX_IMAGE_BYTES
         try:
-            existing, part = await anyio.to_thread.run_sync(_prepare, root, stem)
+            existing, part = await anyio.to_thread.run_sync(prepare, root, stem)
             if existing is not None:
                 return existing
             assert part is not None
             try:
                 async with await anyio.open_file(part, "wb") as sink:
                     with anyio.fail_after(DOWNLOAD_SECONDS):
-                        async with self._stream(url, cap) as (mime, chunks):
+                        async with self.fetcher.stream(url, cap) as (mime, chunks):
                             size = 0
                             async for chunk in chunks:
                                 size += len(chunk)
                                 await sink.write(chunk)
-                ext = _extension(mime, url, kind)
-                final = await anyio.to_thread.run_sync(_commit, part, root, f"{stem}{ext}")
+                ext = extension(mime, url, kind)
+                final = await anyio.to_thread.run_sync(commit, part, root, f"{stem}{ext}")
             finally:
-                await anyio.to_thread.run_sync(_discard, part)
+                await anyio.to_thread.run_sync(discard, part)
         except TimeoutError:
             raise DownloadError(f"took longer than {DOWNLOAD_SECONDS:.0f} s") from None
         except OSError as exc:
             raise DownloadError(f"cannot write there: {exc.strerror or type(exc).__name__}") from None
-        return Saved(final, _TYPE_BY_EXT.get(ext, "application/octet-stream"), size)
-
-    @contextlib.asynccontextmanager
-    async def _stream(self, url: str, cap: int) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
-        if urlsplit(url).scheme not in ("https", "http"):
-            raise DownloadError("not an http(s) URL")
-        try:
-            async with self._http.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise DownloadError(f"HTTP {response.status_code}")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > cap:
-                    raise DownloadError(f"larger than the {cap // (1024 * 1024)} MB cap")
-
-                async def chunks() -> AsyncIterator[bytes]:
-                    received = 0
-                    async for chunk in response.aiter_bytes():
-                        received += len(chunk)
-                        if received > cap:
-                            raise DownloadError(f"larger than the {cap // (1024 * 1024)} MB cap")
-                        yield chunk
-
-                mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                yield mime, chunks()
-        except httpx.HTTPError as exc:
-            raise DownloadError(type(exc).__name__) from None
+        return Saved(final, TYPE_BY_EXT.get(ext, "application/octet-stream"), size)
 
     # --- previews and other image work -------------------------------------------------
 
@@ -274,7 +187,7 @@ class Downloads:
 
     async def _fetch_small(self, url: str) -> bytes:
         """A result file fetched into memory for a picture, within the preview's byte cap."""
-        async with self._stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
+        async with self.fetcher.stream(url, PREVIEW_FETCH_BYTES) as (_, chunks):
             return b"".join([chunk async for chunk in chunks])
 
     async def within_budget(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
@@ -319,7 +232,7 @@ class Downloads:
         if job.status != "succeeded" or not job.result_url:
             return job, []
         if self.output_dir is None:
-            remote = _remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")
+            remote = remote_link(job.result_url, f"video-{job.id}", "The video (the link expires).")
             sheet = await self.video_sheet(job)
             return job, [remote] if sheet is None else [remote, sheet]
         update: dict[str, object] = {}
@@ -333,7 +246,7 @@ class Downloads:
             notes.append(
                 f"Saving the video to {self.output_dir} failed ({exc}); result_url still works until it expires."
             )
-            blocks.append(_remote_link(job.result_url, f"video-{job.id}", "The video (the link expires)."))
+            blocks.append(remote_link(job.result_url, f"video-{job.id}", "The video (the link expires)."))
         else:
             update["local_path"] = str(video.path)
             notes.append(f"Saved to {video.path}.")
@@ -358,7 +271,7 @@ class Downloads:
         saved: Saved | None = None
         update: dict[str, object] = {}
         if self.output_dir is None:
-            blocks.append(_remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires)."))
+            blocks.append(remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires)."))
         else:
             try:
                 saved = await self.save(result.image_url, f"edit-{result.id}", "image")
@@ -368,7 +281,7 @@ class Downloads:
                     "image_url still works until it expires."
                 )
                 blocks.append(
-                    _remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires).")
+                    remote_link(result.image_url, f"edit-{result.id}", "The edited image (the link expires).")
                 )
             else:
                 update["local_path"] = str(saved.path)
@@ -395,123 +308,3 @@ async def _deliver(
         logger.exception("Making %s openable failed; returning it as it was", what)
         return Delivered(result)
     return Delivered(kept, tuple(attachments))
-
-
-def preview_file(path: Path) -> bytes:
-    """`make_preview` of a file (one worker-thread hop for reading and shrinking)."""
-    return make_preview(path.read_bytes())
-
-
-def make_preview(data: bytes) -> bytes:
-    """A JPEG thumbnail of `data` within `PREVIEW_SIDE_PX` and `PREVIEW_MAX_BYTES` (raises if unreadable)."""
-    from PIL import Image  # here, not at module level: Pillow costs ~25 ms of start-up
-
-    side = PREVIEW_SIDE_PX
-    try:
-        with Image.open(io.BytesIO(data)) as source:
-            if source.width * source.height > PREVIEW_MAX_SOURCE_PIXELS:
-                raise ValueError(f"{source.width}×{source.height} is too large to preview")
-            if _fits_as_is(source, len(data), side):
-                return data
-            # JPEG: decode at the smallest of 1/2, 1/4, 1/8 scale still covering the thumbnail (a no-op
-            # for other formats); then shrink by whole factors before the one resampling pass.
-            source.draft("RGB", _fit(source.size, side))
-            source.thumbnail((side, side), reducing_gap=2.0)
-            image = _on_white(source)
-    except Image.DecompressionBombError as exc:
-        raise ValueError(str(exc)) from None
-    return fit_jpeg(image, side, PREVIEW_MAX_BYTES)
-
-
-def _fits_as_is(source: PILImage, size_bytes: int, side: int) -> bool:
-    """Is `source` already a preview: a plain RGB or grey JPEG within the bounds, with no EXIF to pass on?
-
-    Then re-encoding would only cost time and quality. (A re-encoded preview carries no metadata, so one
-    with EXIF, which may hold where and when a photo was taken or a rotation, is still re-encoded.)
-    """
-    return (
-        source.format == "JPEG"
-        and source.mode in ("RGB", "L")
-        and max(source.size) <= side
-        and size_bytes <= PREVIEW_MAX_BYTES
-        and "exif" not in source.info
-    )
-
-
-def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """`size` scaled to fit within `side` x `side`, keeping its aspect ratio."""
-    width, height = size
-    scale = min(1.0, side / max(width, height, 1))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _on_white(image: PILImage) -> PILImage:
-    """RGB, with any transparency flattened onto white (as the image would show on a page)."""
-    from PIL import Image
-
-    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
-        if image.mode == "RGB":  # already what is wanted: `convert` would decode into a second copy
-            image.load()
-            return image
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    flat = Image.new("RGB", rgba.size, "white")
-    flat.paste(rgba, mask=rgba.getchannel("A"))
-    return flat
-
-
-def _url_suffix(url: str) -> str:
-    """The extension of the URL's path (`.jpg`), lower-cased. String splits, several times cheaper than
-    `urlsplit` and `Path` on every result: the path ends at the first `?` or `#`, after the authority."""
-    rest = url.partition("://")[2] or url
-    path = rest.partition("?")[0].partition("#")[0].partition("/")[2]
-    return posixpath.splitext(path)[1].lower()
-
-
-def _remote_link(url: str, name: str, description: str) -> FileLink:
-    return FileLink(url, name, description, _TYPE_BY_EXT.get(_url_suffix(url)))
-
-
-def _extension(mime: str, url: str, kind: Kind) -> str:
-    if mime in _EXT_BY_TYPE:
-        return _EXT_BY_TYPE[mime]
-    ext = _url_suffix(url)
-    return ext if ext in _TYPE_BY_EXT else _DEFAULT_EXT[kind]
-
-
-def _prepare(root: Path, stem: str) -> tuple[Saved | None, Path | None]:
-    """The copy already made, or a new empty temporary file to download into."""
-    existing = _existing(root, stem)
-    if existing is not None:
-        return existing, None
-    root.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=root, prefix=_PART_PREFIX, suffix=".tmp")
-    os.close(fd)
-    return None, Path(name)
-
-
-def _commit(part: Path, root: Path, name: str) -> Path:
-    final = _inside(root, name)
-    os.replace(part, final)  # atomic: the final name only ever holds a whole file
-    return final
-
-
-def _discard(part: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        part.unlink()
-
-
-def _inside(root: Path, name: str) -> Path:
-    """`root/name`, refusing anything that would not sit directly in `root`."""
-    path = (root / name).resolve()
-    if path.parent != root or name.startswith("."):
-        raise DownloadError("unsafe file name")
-    return path
-
-
-def _existing(root: Path, stem: str) -> Saved | None:
-    for ext, mime in _TYPE_BY_EXT.items():
-        path = root / f"{stem}{ext}"
-        if path.is_file() and not path.is_symlink() and path.stat().st_size > 0:
-            return Saved(path, mime, path.stat().st_size)
-    return None
