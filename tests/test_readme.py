@@ -13,7 +13,7 @@ from cutout_mcp.catalog import model_table_markdown
 from cutout_mcp.config import ENVIRONMENT, SETTING_OF, Settings
 from cutout_mcp.core import downloads, preflight
 from cutout_mcp.core.pace import PollPolicy
-from cutout_mcp.core.storage import sqlite as ledger
+from cutout_mcp.core.storage import sqlite_db as ledger
 from cutout_mcp.core.watch import HEARTBEAT_SECONDS
 from cutout_mcp.sandbox import media
 

@@ -1,0 +1,143 @@
+"""The ledger's SQL for SQLite, as plain functions of a connection (run inline or in the worker thread)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from cutout_mcp.core.results import CreditSummary, VideoJob
+from cutout_mcp.core.storage.base import (
+    BudgetExceededError,
+    ChargeKind,
+    Claim,
+    Guard,
+    GuardLostError,
+    Unrecorded,
+    credit_summary,
+)
+from cutout_mcp.core.storage.sqlite_db import Db, immediate
+
+
+def execute(db: Db, sql: str, params: tuple[Any, ...]) -> int:
+    return db.execute(sql, params).rowcount
+
+
+def one(db: Db, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(sql, params).fetchone()
+    return row
+
+
+def all_rows(db: Db, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+    return db.execute(sql, params).fetchall()
+
+
+def reserve(
+    db: Db, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None, now: float
+) -> int:
+    with immediate(db):
+        if guard is not None and _guard_holder(db, guard.key) != guard.holder:
+            raise GuardLostError(
+                "Another server process took over this request's duplicate check while it was waiting; "
+                "nothing was sent to cutout.pro or charged. Call generate_video again."
+            )
+        counted = db.execute(
+            "UPDATE spend SET spent = spent + ? WHERE id = 1 AND (? IS NULL OR spent + ? <= ?) RETURNING spent",
+            (credits, budget, credits, budget),
+        ).fetchone()
+        if counted is None:
+            assert budget is not None
+            spent = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
+            raise BudgetExceededError(credits, spent, budget)
+        cursor = db.execute(
+            "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?)",
+            (principal, kind, credits, now, None if guard is None else guard.key),
+        )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def shared_secret(db: Db, name: str, candidate: bytes) -> bytes:
+    with immediate(db):
+        db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, candidate))
+        row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+    return bytes(row[0])
+
+
+def release(db: Db, charge: int) -> None:
+    with immediate(db):
+        row = db.execute("DELETE FROM charges WHERE seq = ? RETURNING credits", (charge,)).fetchone()
+        if row is not None:
+            db.execute("UPDATE spend SET spent = spent - ? WHERE id = 1", (int(row[0]),))
+
+
+def credits(db: Db, principal: str, budget: int | None) -> CreditSummary:
+    total = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
+    mine = db.execute("SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = ?", (principal,)).fetchone()
+    return credit_summary(total, int(mine[0]), budget)
+
+
+def record_video_job(
+    db: Db,
+    charge: int | None,
+    job_id: int,
+    principal: str,
+    image_url: str,
+    prompt: str | None,
+    credits: int,
+    now: float,
+) -> None:
+    with immediate(db):
+        db.execute(
+            "INSERT OR IGNORE INTO video_jobs (id, principal, image_url, prompt, status, credits, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (job_id, principal, image_url, prompt, credits, now, now),
+        )
+        if charge is not None:
+            db.execute("UPDATE charges SET ref_id = ? WHERE seq = ?", (job_id, charge))
+
+
+def update_job(db: Db, job: VideoJob, now: float) -> None:
+    seen = (job.status, job.percentage, job.wait_number, job.result_url, job.cover_url)
+    db.execute(
+        "UPDATE video_jobs SET status = ?, percentage = ?, wait_number = ?, result_url = ?, cover_url = ?, "
+        "updated_at = ? WHERE id = ? AND (status IS NOT ? OR percentage IS NOT ? OR wait_number IS NOT ? "
+        "OR result_url IS NOT ? OR cover_url IS NOT ?)",
+        (*seen, now, job.id, *seen),
+    )
+
+
+def _guard_holder(db: Db, key: str) -> str | None:
+    row = db.execute("SELECT holder FROM guards WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def claim_guard(db: Db, guard: Guard, lease_seconds: float, window: float, now: float) -> Claim:
+    with immediate(db):
+        claimed = db.execute(
+            "INSERT INTO guards (key, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "holder = excluded.holder, expires_at = excluded.expires_at WHERE guards.expires_at <= ? RETURNING key",
+            (guard.key, guard.holder, now + lease_seconds, now),
+        ).fetchone()
+        if claimed is None:
+            held = db.execute("SELECT expires_at FROM guards WHERE key = ?", (guard.key,)).fetchone()
+            return Claim(False, held_until=None if held is None else float(held[0]))
+        orphan = db.execute(
+            "SELECT seq, created_at FROM charges WHERE dedupe_key = ? AND ref_id IS NULL AND created_at > ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (guard.key, now - window),
+        ).fetchone()
+    return Claim(True, unrecorded=None if orphan is None else Unrecorded(int(orphan[0]), float(orphan[1])))
+
+
+def renew_task_leases(db: Db, holder: str, task_ids: list[str], until: float) -> set[str]:
+    held: set[str] = set()
+    with immediate(db):
+        for task_id in task_ids:
+            row = db.execute(
+                "UPDATE tasks SET lease_expires = ? WHERE task_id = ? AND status = 'working' AND lease_holder = ? "
+                "RETURNING task_id",
+                (until, task_id, holder),
+            ).fetchone()
+            if row is not None:
+                held.add(str(row[0]))
+    return held
