@@ -7,19 +7,18 @@ from the environment only; no tool argument can set it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from cutout_mcp.catalog import MAX_WAIT_SECONDS
-from cutout_mcp.errors import CutoutMcpError
+from cutout_mcp.config.environment import describe, environment_values
+from cutout_mcp.config.values import ConfigError, default_state_dir, is_loopback_host
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -31,57 +30,6 @@ DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_PREVIEW_SECONDS = 2.0
 """How long an edit's inline preview may take (fetch and shrink) before the result goes without it."""
 DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
-
-_ENV = {
-    "api_key": "CUTOUT_API_KEY",
-    "base_url": "CUTOUT_BASE_URL",
-    "wait_seconds": "CUTOUT_WAIT_SECONDS",
-    "http_timeout": "CUTOUT_HTTP_TIMEOUT",
-    "log_level": "CUTOUT_LOG_LEVEL",
-    "output_dir": "CUTOUT_OUTPUT_DIR",
-    "preview": "CUTOUT_PREVIEW",
-    "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
-    "sandbox": "CUTOUT_SANDBOX",
-    "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
-    "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
-    "state_dir": "CUTOUT_STATE_DIR",
-    "credit_budget": "CUTOUT_CREDIT_BUDGET",
-    "database_url": "CUTOUT_DATABASE_URL",
-    "task_lease_seconds": "CUTOUT_TASK_LEASE_SECONDS",
-    "preflight": "CUTOUT_PREFLIGHT",
-    "confirm_spend": "CUTOUT_CONFIRM_SPEND",
-    "mcp_tokens": "CUTOUT_MCP_TOKEN",
-    "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
-    "oauth_issuer": "CUTOUT_OAUTH_ISSUER",
-    "oauth_introspection_url": "CUTOUT_OAUTH_INTROSPECTION_URL",
-    "oauth_resource_url": "CUTOUT_OAUTH_RESOURCE_URL",
-    "oauth_client_id": "CUTOUT_OAUTH_CLIENT_ID",
-    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET",
-    "oauth_required_scopes": "CUTOUT_OAUTH_REQUIRED_SCOPES",
-}
-_FILES = {
-    "api_key": "CUTOUT_API_KEY_FILE",
-    "database_url": "CUTOUT_DATABASE_URL_FILE",
-    "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE",
-    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
-}
-"""Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
-_OLD_NAMES = {"preview": "CUTOUT_EDIT_PREVIEW"}
-"""Earlier names still read when the current one is unset (CUTOUT_EDIT_PREVIEW now covers videos too)."""
-
-
-_HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
-    field for field in _ENV if field.startswith("oauth_")
-}
-
-ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in _ENV.items()}
-"""Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
-SETTING_OF: dict[str, str] = {var: field for field, var in _ENV.items()}
-"""Every CUTOUT_* variable -> the Settings field it sets (the README's table is checked against it)."""
-
-
-class ConfigError(CutoutMcpError, ValueError):
-    """A setting has a value the server cannot run with; the message says which and why."""
 
 
 class Settings(BaseModel):
@@ -284,118 +232,9 @@ class Settings(BaseModel):
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from the environment, with explicit values (CLI flags) winning."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if _is_set(env.get(var))}
-        values.update({f: env[var] for f, var in _OLD_NAMES.items() if f not in values and _is_set(env.get(var))})
-        values.update(_read_secret_files(env, values))
+        values = environment_values(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from None  # not chained: pydantic's report echoes values (the key)
-
-
-def _field_docstrings() -> dict[str, str]:
-    """Each setting's docstring, read from this module's source only when --help asks: pydantic's
-    `use_attribute_docstrings` would parse the source at every start (about 40 ms)."""
-    import ast
-    import inspect
-
-    body = ast.parse(inspect.getsource(Settings)).body[0]
-    assert isinstance(body, ast.ClassDef)
-    docs: dict[str, str] = {}
-    for node, following in zip(body.body, body.body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = inspect.cleandoc(following.value.value)
-    return docs
-
-
-def environment_help() -> str:
-    """One line per variable, from the settings' own docstrings, for `cutout-mcp --help`."""
-    docs = _field_docstrings()
-    lines = ["environment:"]
-    for field, var in _ENV.items():
-        help_text = docs.get(field, "").split("\n")[0]
-        scope = " (HTTP transports only)" if ENVIRONMENT[var] == "http" else ""
-        lines.append(f"  {var:<32} {help_text}{scope}")
-        if field in _FILES:
-            lines.append(f"  {_FILES[field]:<32} a file holding {var} instead")
-    return "\n".join(lines)
-
-
-_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
-
-
-def _is_set(value: str | None) -> bool:
-    """Empty means unset, and so does a bare `${...}`: an MCPB host (Claude Desktop) passes an
-    optional `${user_config.x}` through unsubstituted when the user left it blank."""
-    return bool(value) and _PLACEHOLDER.fullmatch(value or "") is None
-
-
-def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
-    """Values of the `*_FILE` variables; naming both a value and its file is refused as ambiguous."""
-    found: dict[str, object] = {}
-    for field, var in _FILES.items():
-        path = env.get(var)
-        if not path:
-            continue
-        if field in values:
-            raise ConfigError(f"Set {_ENV[field]} or {var}, not both.")
-        try:
-            found[field] = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{var}: cannot read {path} ({type(exc).__name__}).") from None
-    return found
-
-
-def _describe(exc: ValidationError) -> str:
-    """Name each bad setting by its environment variable, without echoing values (one may be the key)."""
-    parts = []
-    for err in exc.errors():
-        if not err["loc"]:  # a rule about several settings names them itself
-            parts.append(str(err["msg"]).removeprefix("Value error, "))
-            continue
-        field = str(err["loc"][0])
-        name = _ENV.get(field, f"--{field.replace('_', '-')}")
-        parts.append(f"{name}: {err['msg']}")
-    return "Invalid configuration: " + "; ".join(parts)
-
-
-def default_state_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
-    """The per-user state folder of the platform's convention, without a dependency to find it."""
-    env = os.environ if environ is None else environ
-    platform = platform or sys.platform
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "cutout-mcp"
-    if platform == "win32":
-        local = env.get("LOCALAPPDATA")
-        return (Path(local) if local else home / "AppData" / "Local") / "cutout-mcp"
-    xdg = env.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "state"
-    return base / "cutout-mcp"
-
-
-def database_secrets(url: str) -> list[str]:
-    """The parts of a database URL that must never be shown: the URL itself and its password
-    (in the authority or as a `password=` query parameter)."""
-    parts = urlsplit(url)
-    found = [url]
-    if parts.password:
-        found.append(parts.password)
-    found += [value for key, value in parse_qsl(parts.query) if key == "password" and value]
-    return found
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+            raise ConfigError(describe(exc)) from None  # not chained: pydantic's report echoes values (the key)

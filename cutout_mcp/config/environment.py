@@ -1,0 +1,108 @@
+"""Which environment variable sets which setting, and reading them (`*_FILE` secrets included).
+
+A new setting is one field in `settings.Settings` (with its docstring, which is its `--help` line)
+and one entry in `ENV_VARS`; validation at start-up then covers it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cutout_mcp.config.values import ConfigError
+
+ENV_VARS = {
+    "api_key": "CUTOUT_API_KEY",
+    "base_url": "CUTOUT_BASE_URL",
+    "wait_seconds": "CUTOUT_WAIT_SECONDS",
+    "http_timeout": "CUTOUT_HTTP_TIMEOUT",
+    "log_level": "CUTOUT_LOG_LEVEL",
+    "output_dir": "CUTOUT_OUTPUT_DIR",
+    "preview": "CUTOUT_PREVIEW",
+    "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
+    "sandbox": "CUTOUT_SANDBOX",
+    "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
+    "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",
+    "state_dir": "CUTOUT_STATE_DIR",
+    "credit_budget": "CUTOUT_CREDIT_BUDGET",
+    "database_url": "CUTOUT_DATABASE_URL",
+    "task_lease_seconds": "CUTOUT_TASK_LEASE_SECONDS",
+    "preflight": "CUTOUT_PREFLIGHT",
+    "confirm_spend": "CUTOUT_CONFIRM_SPEND",
+    "mcp_tokens": "CUTOUT_MCP_TOKEN",
+    "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
+    "oauth_issuer": "CUTOUT_OAUTH_ISSUER",
+    "oauth_introspection_url": "CUTOUT_OAUTH_INTROSPECTION_URL",
+    "oauth_resource_url": "CUTOUT_OAUTH_RESOURCE_URL",
+    "oauth_client_id": "CUTOUT_OAUTH_CLIENT_ID",
+    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET",
+    "oauth_required_scopes": "CUTOUT_OAUTH_REQUIRED_SCOPES",
+}
+FILE_VARS = {
+    "api_key": "CUTOUT_API_KEY_FILE",
+    "database_url": "CUTOUT_DATABASE_URL_FILE",
+    "mcp_tokens": "CUTOUT_MCP_TOKEN_FILE",
+    "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
+}
+"""Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
+_OLD_NAMES = {"preview": "CUTOUT_EDIT_PREVIEW"}
+"""Earlier names still read when the current one is unset (CUTOUT_EDIT_PREVIEW now covers videos too)."""
+
+
+_HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
+    field for field in ENV_VARS if field.startswith("oauth_")
+}
+
+ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in ENV_VARS.items()}
+"""Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
+SETTING_OF: dict[str, str] = {var: field for field, var in ENV_VARS.items()}
+"""Every CUTOUT_* variable -> the Settings field it sets (the README's table is checked against it)."""
+
+
+def environment_values(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings the environment sets, by field name (values unvalidated)."""
+    values: dict[str, object] = {field: env[var] for field, var in ENV_VARS.items() if _is_set(env.get(var))}
+    values.update({f: env[var] for f, var in _OLD_NAMES.items() if f not in values and _is_set(env.get(var))})
+    values.update(_read_secret_files(env, values))
+    return values
+
+
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
+
+def _is_set(value: str | None) -> bool:
+    """Empty means unset, and so does a bare `${...}`: an MCPB host (Claude Desktop) passes an
+    optional `${user_config.x}` through unsubstituted when the user left it blank."""
+    return bool(value) and _PLACEHOLDER.fullmatch(value or "") is None
+
+
+def _read_secret_files(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
+    """Values of the `*_FILE` variables; naming both a value and its file is refused as ambiguous."""
+    found: dict[str, object] = {}
+    for field, var in FILE_VARS.items():
+        path = env.get(var)
+        if not path:
+            continue
+        if field in values:
+            raise ConfigError(f"Set {ENV_VARS[field]} or {var}, not both.")
+        try:
+            found[field] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{var}: cannot read {path} ({type(exc).__name__}).") from None
+    return found
+
+
+def describe(exc: ValidationError) -> str:
+    """Name each bad setting by its environment variable, without echoing values (one may be the key)."""
+    parts = []
+    for err in exc.errors():
+        if not err["loc"]:  # a rule about several settings names them itself
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
+        name = ENV_VARS.get(field, f"--{field.replace('_', '-')}")
+        parts.append(f"{name}: {err['msg']}")
+    return "Invalid configuration: " + "; ".join(parts)

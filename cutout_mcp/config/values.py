@@ -1,0 +1,51 @@
+"""Small facts about setting values, shared by the settings model and the modules that use them."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from cutout_mcp.errors import CutoutMcpError
+
+
+class ConfigError(CutoutMcpError, ValueError):
+    """A setting has a value the server cannot run with; the message says which and why."""
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The per-user state folder of the platform's convention, without a dependency to find it."""
+    env = os.environ if environ is None else environ
+    platform = platform or sys.platform
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "cutout-mcp"
+    if platform == "win32":
+        local = env.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / "cutout-mcp"
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "state"
+    return base / "cutout-mcp"
+
+
+def database_secrets(url: str) -> list[str]:
+    """The parts of a database URL that must never be shown: the URL itself and its password
+    (in the authority or as a `password=` query parameter)."""
+    parts = urlsplit(url)
+    found = [url]
+    if parts.password:
+        found.append(parts.password)
+    found += [value for key, value in parse_qsl(parts.query) if key == "password" and value]
+    return found
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
