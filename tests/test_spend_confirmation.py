@@ -106,10 +106,9 @@ def test_a_bad_setting_stops_the_server_naming_the_variable(value: str) -> None:
         Settings.load({"CUTOUT_CONFIRM_SPEND": value})
 
 
-def test_the_preview_setting_keeps_its_old_name() -> None:
-    assert Settings.load({"CUTOUT_EDIT_PREVIEW": "off"}).preview is False
+def test_the_preview_setting_has_one_name() -> None:
     assert Settings.load({"CUTOUT_PREVIEW": "off"}).preview is False
-    assert Settings.load({"CUTOUT_PREVIEW": "on", "CUTOUT_EDIT_PREVIEW": "off"}).preview is True
+    assert Settings.load({"CUTOUT_EDIT_PREVIEW": "off"}).preview is True, "an unreleased earlier name is not read"
 
 
 # --- the rule -----------------------------------------------------------------------------

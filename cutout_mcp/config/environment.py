@@ -48,8 +48,6 @@ FILE_VARS = {
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
 }
 """Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
-_OLD_NAMES = {"preview": "CUTOUT_EDIT_PREVIEW"}
-"""Earlier names still read when the current one is unset (CUTOUT_EDIT_PREVIEW now covers videos too)."""
 
 
 _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
@@ -65,7 +63,6 @@ SETTING_OF: dict[str, str] = {var: field for field, var in ENV_VARS.items()}
 def environment_values(env: Mapping[str, str]) -> dict[str, object]:
     """The settings the environment sets, by field name (values unvalidated)."""
     values: dict[str, object] = {field: env[var] for field, var in ENV_VARS.items() if _is_set(env.get(var))}
-    values.update({f: env[var] for f, var in _OLD_NAMES.items() if f not in values and _is_set(env.get(var))})
     values.update(_read_secret_files(env, values))
     return values
 
