@@ -134,8 +134,8 @@ def postgres() -> Iterator[PgServer]:
     """A real PostgreSQL cluster for the whole run (skipped only where its binaries are missing)."""
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install the 'postgresql' package")
-    pytest.importorskip("psycopg_pool", reason="the postgres extra is not installed")
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg_pool", reason="psycopg-pool missing: pip install -e '.[test]'")
     server = PgServer(bindir)
     try:
         yield server

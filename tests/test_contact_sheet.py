@@ -26,7 +26,7 @@ from .conftest import FakeClock, connect, envelope, video_job
 pytestmark = pytest.mark.anyio
 
 HAS_AV = importlib.util.find_spec("av") is not None
-needs_av = pytest.mark.skipif(not HAS_AV, reason="PyAV (the 'video' extra) is not installed")
+needs_av = pytest.mark.skipif(not HAS_AV, reason="PyAV missing: pip install -e '.[test]'")
 
 RESULT = "/api/v2/imageToVideo/getResult"
 EDIT = "/api/v1/image/edit"

@@ -56,7 +56,12 @@ def text_of(result: CallToolResult) -> str:
 
 @pytest.mark.parametrize(
     ("video_format", "mode"),
-    [pytest.param("mp4", "auto", marks=pytest.mark.skipif(not HAS_AV, reason="needs PyAV")), ("gif", "legacy")],
+    [
+        pytest.param(
+            "mp4", "auto", marks=pytest.mark.skipif(not HAS_AV, reason="PyAV missing: pip install -e '.[test]'")
+        ),
+        ("gif", "legacy"),
+    ],
 )
 async def test_a_finished_video_arrives_with_a_contact_sheet(video_format: str, mode: str, tmp_path: Path) -> None:
     async with sandbox_serving(video_format) as sandbox, spawn(sandbox, mode, tmp_path) as client:

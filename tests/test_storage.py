@@ -413,7 +413,7 @@ async def test_a_database_from_a_newer_version_is_refused(backend: Settings, tim
 
 
 async def test_an_unreachable_database_is_a_clear_error_without_its_password(tmp_path: Path) -> None:
-    pytest.importorskip("psycopg_pool")
+    pytest.importorskip("psycopg_pool", reason="psycopg-pool missing: pip install -e '.[test]'")
     url = "postgresql://cutout:s3cret-Passw0rd@127.0.0.1:1/jobs?connect_timeout=2"
     settings = Settings(state_dir=tmp_path, database_url=url)
     with pytest.raises(StorageError) as caught:

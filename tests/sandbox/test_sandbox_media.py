@@ -58,7 +58,7 @@ async def test_video_and_cover_are_real_and_match_the_reported_size(
     response = await client.get(data["resultUrl"])
     assert response.status_code == 200
     if state.video_ext == "mp4":
-        av = pytest.importorskip("av")
+        av = pytest.importorskip("av", reason="PyAV missing: pip install -e '.[test]'")
         assert data["resultUrl"].endswith(".mp4")
         assert response.headers["content-type"] == "video/mp4"
         with av.open(io.BytesIO(response.content)) as container:
@@ -86,7 +86,7 @@ async def test_gif_fallback_is_an_animated_gif(clock: ManualClock) -> None:
     assert gif.info.get("loop") == 0
 
 
-@pytest.mark.skipif(not av_available(), reason="PyAV is not installed")
+@pytest.mark.skipif(not av_available(), reason="PyAV missing: pip install -e '.[test]'")
 async def test_mp4_is_chosen_when_pyav_is_installed(state: SandboxState) -> None:
     assert state.video_ext == "mp4"
 
