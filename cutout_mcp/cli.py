@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings, environment_help
-from cutout_mcp.core.storage import check_driver
+from cutout_mcp.core.storage import Storage, StorageError, check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
 from cutout_mcp.server.auth import missing_authentication
@@ -128,28 +128,34 @@ async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> Non
     `sandbox` starts an in-process sandbox and serves against it; a declared standalone sandbox
     (CUTOUT_SANDBOX with CUTOUT_BASE_URL) gets the same instructions and resource, pointing at it.
     """
-    from cutout_mcp.server import build_server
-
     if sandbox is not None:
         from cutout_mcp.sandbox import run_sandbox
         from cutout_mcp.sandbox_mode import sandbox_settings
 
         async with run_sandbox(sandbox) as running:
             logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
-            await _run_transport(_sandbox_server(sandbox_settings(settings, running)), settings)
+            await _serve_with_ledger(sandbox_settings(settings, running), settings, sandboxed=True)
         return
     if settings.sandbox:
         logger.info("Sandbox mode: cutout.pro calls go to the sandbox at %s", settings.base_url)
-        await _run_transport(_sandbox_server(settings), settings)
-        return
-    await _run_transport(build_server(settings), settings)
+    await _serve_with_ledger(settings, settings, sandboxed=settings.sandbox)
 
 
-def _sandbox_server(settings: Settings) -> MCPServer[Any]:
+async def _serve_with_ledger(app_settings: Settings, settings: Settings, *, sandboxed: bool) -> None:
+    """Open the ledger before listening: one that cannot be used stops the server before a client connects."""
+    from cutout_mcp.core.storage import open_storage
+    from cutout_mcp.server import build_server
+
+    async with open_storage(app_settings) as ledger:
+        server = _sandbox_server(app_settings, ledger) if sandboxed else build_server(app_settings, storage=ledger)
+        await _run_transport(server, settings)
+
+
+def _sandbox_server(settings: Settings, ledger: Storage) -> MCPServer[Any]:
     from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions
     from cutout_mcp.server import build_server
 
-    server = build_server(settings, extra_instructions=sandbox_instructions(settings.base_url))
+    server = build_server(settings, extra_instructions=sandbox_instructions(settings.base_url), storage=ledger)
     attach_sandbox(server, settings.base_url)  # type: ignore[arg-type]
     return server
 
@@ -213,9 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cutout-mcp: {exc}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        in_process = args.sandbox or settings.sandbox_in_process
-        anyio.run(serve, settings, sandbox_config(args) if in_process else None)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            in_process = args.sandbox or settings.sandbox_in_process
+            anyio.run(serve, settings, sandbox_config(args) if in_process else None)
+    except StorageError as exc:
+        print(f"cutout-mcp: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 ├── BudgetExceededError           core.storage: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
 ├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent
 ├── StorageError                  core.storage: the ledger (SQLite or PostgreSQL) cannot be used
+│   ├── LedgerUnusableError       core.storage.sqlite_db: the ledger file is damaged, foreign or newer; not started
 │   └── LedgerUnavailableError    core.paid: so a paid call was stopped before it was sent
 ├── GuardLostError                core.storage: this call's expired guard was taken over before it paid; nothing sent
 ├── UnrecordedChargeError         core.paid: an identical request may have been charged, id unknown

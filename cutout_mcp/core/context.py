@@ -59,13 +59,18 @@ async def open_context(
     poll_policy: PollPolicy | None = None,
     inspector: ImageInspector | None = None,
     staging: ObjectStore | None = None,
+    storage: Storage | None = None,
 ) -> AsyncIterator[AppContext]:
-    """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox."""
+    """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox.
+
+    `storage` is a ledger already opened by the caller (the command line opens it before it listens, so
+    an unusable one stops the server before any client connects); the caller closes it.
+    """
     the_clock = clock or SystemClock()
     client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
     async with (
         client,
-        open_storage(settings, the_clock) as ledger,
+        open_storage(settings, the_clock) if storage is None else _lent(storage) as ledger,
         JobWatcher(
             client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
         ).running() as watcher,
@@ -91,6 +96,11 @@ async def open_context(
             inspector=checker,
             staging=staging,
         )
+
+
+@asynccontextmanager
+async def _lent(storage: Storage) -> AsyncIterator[Storage]:
+    yield storage
 
 
 def guard_lease(settings: Settings) -> float:

@@ -21,6 +21,7 @@ from cutout_mcp.core.context import AppContext, open_context
 from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
+from cutout_mcp.core.storage import Storage
 from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tools
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
@@ -43,6 +44,7 @@ def build_server(
     staging: ObjectStore | None = None,
     principal: Callable[[], str] = current_principal,
     confirm_seconds: float = spend.CONFIRM_SECONDS,
+    storage: Storage | None = None,
 ) -> MCPServer[AppContext]:
     """The MCP server for `settings`; the keyword arguments exist for tests and the sandbox."""
     the_clock = clock or SystemClock()
@@ -67,6 +69,7 @@ def build_server(
                 poll_policy=poll_policy,
                 inspector=inspector,
                 staging=staging,
+                storage=storage,
             ) as app,
             tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):

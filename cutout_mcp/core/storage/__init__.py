@@ -9,7 +9,6 @@ backends promise are in `base`.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,9 +29,7 @@ from cutout_mcp.core.storage.base import (
     TaskStatus,
     Unrecorded,
 )
-from cutout_mcp.core.storage.sqlite import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, SqliteStorage, is_busy
-
-logger = logging.getLogger(__name__)
+from cutout_mcp.core.storage.sqlite import BUSY_TIMEOUT_MS, FILE_NAME, LedgerUnusableError, SqliteStorage, is_busy
 
 __all__ = [
     "FILE_NAME",
@@ -41,6 +38,7 @@ __all__ = [
     "Claim",
     "Guard",
     "GuardLostError",
+    "LedgerUnusableError",
     "SqliteStorage",
     "Storage",
     "StorageError",
@@ -70,8 +68,9 @@ def check_driver(settings: Settings) -> None:
 async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Storage]:
     """The storage `settings` name, closed on exit.
 
-    PostgreSQL must be reachable: several replicas must never fall back to private state. The SQLite
-    default falls back to memory when its folder is unusable, so a single server still runs.
+    PostgreSQL must be reachable: several replicas must never fall back to private state. Neither does
+    the SQLite default: a ledger that cannot be opened, read or trusted stops the server with a message
+    naming the file (`LedgerUnusableError`), because paid calls without it would go unrecorded.
     """
     storage: Storage
     if settings.database_url is not None:
@@ -82,17 +81,7 @@ async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncI
         await postgres.open()
         storage = postgres
     else:
-        try:
-            storage = await anyio.to_thread.run_sync(SqliteStorage.open_in, settings.state_dir, clock)
-        except sqlite3.OperationalError as exc:
-            if is_busy(exc):  # a private in-memory ledger would break the guarantees shared with them
-                raise StorageError(
-                    f"The job ledger in {settings.state_dir} stayed locked by another cutout-mcp process for "
-                    f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again."
-                ) from exc
-            storage = _in_memory(settings, clock, exc)
-        except (OSError, sqlite3.Error) as exc:
-            storage = _in_memory(settings, clock, exc)
+        storage = await anyio.to_thread.run_sync(_open_sqlite, settings, clock)
     try:
         yield storage
     finally:
@@ -100,11 +89,24 @@ async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncI
             await storage.aclose()
 
 
-def _in_memory(settings: Settings, clock: Clock | None, exc: Exception) -> Storage:
-    logger.warning(
-        "Cannot use the job ledger in %s (%s): jobs are remembered only until this server stops. "
-        "Set CUTOUT_STATE_DIR to a writable folder.",
-        settings.state_dir,
-        exc,
+def _open_sqlite(settings: Settings, clock: Clock | None) -> SqliteStorage:
+    """The ledger in CUTOUT_STATE_DIR, or a `StorageError` that says what is wrong and what to do."""
+    try:
+        return SqliteStorage.open_in(settings.state_dir, clock)
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):  # a private in-memory ledger would break the guarantees shared with them
+            raise StorageError(
+                f"The job ledger in {settings.state_dir} stayed locked by another cutout-mcp process for "
+                f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again."
+            ) from exc
+        raise _unusable_folder(settings, exc) from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise _unusable_folder(settings, exc) from exc
+
+
+def _unusable_folder(settings: Settings, exc: Exception) -> StorageError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return StorageError(
+        f"The job ledger cannot be kept in {settings.state_dir} (CUTOUT_STATE_DIR): {reason}. Make that folder "
+        "writable by this user, or set CUTOUT_STATE_DIR to one that is. The server did not start."
     )
-    return SqliteStorage(MEMORY, clock)

@@ -35,9 +35,9 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
-from cutout_mcp.core.storage.sqlite_db import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, is_busy
+from cutout_mcp.core.storage.sqlite_db import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, LedgerUnusableError, is_busy
 
-__all__ = ["BUSY_TIMEOUT_MS", "FILE_NAME", "MEMORY", "SqliteStorage", "is_busy"]
+__all__ = ["BUSY_TIMEOUT_MS", "FILE_NAME", "MEMORY", "LedgerUnusableError", "SqliteStorage", "is_busy"]
 
 _T = TypeVar("_T")
 
@@ -51,6 +51,8 @@ class SqliteStorage(Storage):
         self.path = str(path)
         self._clock = clock or SystemClock()
         self._memory = self.path == MEMORY
+        if not self._memory:  # read-only first: a file that fails is never written to
+            sqlite_db.check_file(self.path)
         # Opening waits for other processes (one may be migrating); afterwards the event loop's
         # connection never waits: a busy database sends the call to the worker thread instead.
         self._inline = sqlite_db.connect(self.path, busy_ms=0 if self._memory else BUSY_TIMEOUT_MS)
@@ -59,7 +61,12 @@ class SqliteStorage(Storage):
             self._inline.execute("PRAGMA busy_timeout = 0")
         except schema.NewerSchemaError as exc:
             self._inline.close()
-            raise StorageError(f"The job ledger {self.path} cannot be used: {exc}.") from exc
+            raise LedgerUnusableError(self.path, str(exc)) from exc
+        except sqlite3.DatabaseError as exc:
+            self._inline.close()
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                raise
+            raise LedgerUnusableError(self.path, f"its schema cannot be brought up to date ({exc})") from exc
         except BaseException:
             self._inline.close()
             raise

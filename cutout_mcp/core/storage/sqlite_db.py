@@ -14,8 +14,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from cutout_mcp.core.storage import schema
+from cutout_mcp.core.storage.base import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +94,79 @@ def migrate(db: Db) -> None:
         if steps:
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.VERSION,))
+
+
+class LedgerUnusableError(StorageError):
+    """The ledger file cannot be trusted (not a database, damaged, foreign, or from a newer version).
+
+    The server refuses to start rather than run paid calls unrecorded; the file is left as it was.
+    """
+
+    def __init__(self, path: str, what: str, advice: str | None = None) -> None:
+        name = Path(path).name
+        advice = advice or (
+            f"To start with a new, empty ledger, move it aside together with any {name}-wal and {name}-shm "
+            f"beside it (for example: mv {name} {name}.damaged); the jobs and spend it recorded stay in that "
+            "copy. Or set CUTOUT_STATE_DIR to another folder."
+        )
+        super().__init__(
+            f"The job ledger {path} (in CUTOUT_STATE_DIR) cannot be used: {what}. It was not changed. {advice} "
+            "Without a ledger the server cannot promise that no call is charged twice, so it did not start."
+        )
+        self.path = path
+
+
+KNOWN_TABLES = frozenset({"video_jobs", "charges", "spend", "guards", "tasks", "secrets", "schema_version"})
+
+
+def check_file(path: str) -> None:
+    """Refuse a ledger file that is not a sound cutout-mcp ledger this version can use, reading only.
+
+    Opened read-only, so nothing is written to a file that fails: not the WAL switch, not a migration.
+    A missing or empty file is a new ledger and passes.
+    """
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise LedgerUnusableError(path, f"it cannot be opened ({exc})") from exc
+    try:
+        _check_open_file(db, path)
+    finally:
+        db.close()
+
+
+def _check_open_file(db: Db, path: str) -> None:
+    try:
+        problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+        tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = None
+        if "schema_version" in tables:
+            version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise
+        raise LedgerUnusableError(path, f"SQLite cannot read it ({exc})") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        raise LedgerUnusableError(path, _plain(exc)) from exc
+    if problems != ["ok"]:
+        first = [line for line in "\n".join(problems).splitlines() if line and not line.startswith("***")]
+        raise LedgerUnusableError(path, f"it is damaged (SQLite's integrity check: {(first or problems)[0]})")
+    if tables and "video_jobs" not in tables and not tables <= KNOWN_TABLES:
+        raise LedgerUnusableError(path, "it is an SQLite database, but not a cutout-mcp ledger")
+    if version is not None and int(version) > schema.VERSION:
+        raise LedgerUnusableError(
+            path,
+            f"it was written by a newer cutout-mcp (schema version {version}; this one knows up to {schema.VERSION})",
+            advice="Upgrade cutout-mcp to the version that wrote it, or set CUTOUT_STATE_DIR to another folder.",
+        )
+
+
+def _plain(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "not a database" in text:
+        return "it is not an SQLite database"
+    if "malformed" in text:
+        return "it is damaged (SQLite: database disk image is malformed)"
+    return f"SQLite cannot read it ({text})"
