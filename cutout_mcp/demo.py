@@ -4,11 +4,12 @@ Starts `cutout-mcp --sandbox` over stdio and talks to it with the official
 MCP client exactly as an assistant would: lists the tools, edits the sandbox's
 sample photo, makes a video from it while drawing a progress bar from the
 progress notifications, resumes the job if the first wait ends early, and
-saves the results.
+saves the results, with the contact sheet of the video that the assistant was shown.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 import anyio
 import httpx
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ImageContent
 
 from cutout_mcp.sandbox_mode import SANDBOX_RESOURCE
 
@@ -83,6 +84,15 @@ async def _save(http: httpx.AsyncClient, url: str, folder: Path, stem: str) -> P
     return target
 
 
+def _save_picture(result: CallToolResult, target: Path) -> Path | None:
+    """The picture a result shows the assistant (a video's contact sheet), if it has one."""
+    for block in result.content:
+        if isinstance(block, ImageContent):
+            target.write_bytes(base64.b64decode(block.data))
+            return target
+    return None
+
+
 async def _demo(folder: Path) -> int:
     _say("Starting cutout-mcp in sandbox mode over stdio (no API key, no credits)...")
     async with Client(_server()) as client, httpx.AsyncClient(timeout=30) as http:
@@ -131,6 +141,10 @@ async def _demo(folder: Path) -> int:
         job = result.structured_content
         video = await _save(http, job["result_url"], folder, f"video-{job['id']}")
         cover = await _save(http, job["cover_url"], folder, f"cover-{job['id']}")
+        sheet = _save_picture(result, folder / f"contact-sheet-{job['id']}.jpg")
         _say(f"   {job['message']} {job['width']}x{job['height']}, {job['credits_charged']} (sandbox) credits.")
-        _say(f"\nSaved to {folder}:\n  {edited.name}\n  {video.name}\n  {cover.name}")
+        saved = [edited, video, cover] + ([sheet] if sheet else [])
+        _say(f"\nSaved to {folder}:\n" + "\n".join(f"  {path.name}" for path in saved))
+        if sheet:
+            _say(f"{sheet.name} is the video's contact sheet, the picture the assistant was shown.")
     return 0

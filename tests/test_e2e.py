@@ -228,13 +228,15 @@ def test_the_demo_saves_real_media(tmp_path: Path) -> None:
     assert "Tools: " in output
     assert "100.0%" in output, "the progress bar reached the end"
     saved = {path.name.split("-")[0].split(".")[0]: path for path in output_dir.iterdir()}
-    assert set(saved) == {"edited", "video", "cover"}
+    assert set(saved) == {"edited", "video", "cover", "contact"}
     with Image.open(saved["edited"]) as edited:
         assert edited.format == "JPEG"
         assert edited.width * 9 == edited.height * 16, "the demo asks for 16:9"
     with Image.open(saved["cover"]) as cover:
         assert cover.format == "JPEG"
     assert saved["video"].stat().st_size > 1000
+    with Image.open(saved["contact"]) as sheet:
+        assert sheet.format == "JPEG", "the contact sheet the assistant was shown is saved too"
 
 
 # --- long jobs done right (ledger, no double charge, tasks) against the sandbox ----------
