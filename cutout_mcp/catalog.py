@@ -1,7 +1,7 @@
 """The documented cutout.pro limits, written down once.
 
 Tool schemas, argument validation, tool descriptions, the sandbox and the
-README's model table all derive from this module, so a price or a limit is
+model table in docs/tools.md all derive from this module, so a price or a limit is
 changed here and nowhere else. Figures come from the two upstream documents
 (Image-to-Video and Image Edit); where this module adds a rule of its own (the
 prompt length cap, the wait bounds) its docstring says so.
@@ -127,7 +127,7 @@ MAX_JOB_ID = 2**63 - 1
 
 
 def model_table_markdown() -> str:
-    """The README's model table, generated so it cannot drift from the catalog."""
+    """The model table in docs/tools.md, generated so it cannot drift from the catalog."""
     lines = [
         "| model | credits per call | max images | aspect ratios | extra constraints |",
         "| --- | --- | --- | --- | --- |",

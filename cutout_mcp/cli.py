@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="streamable-http without sessions, so 2025-11-25 clients need no sticky load balancing "
-        "(no server-to-client stream outside a request; see the README)",
+        "(no server-to-client stream outside a request; see docs/replicas.md)",
     )
     sandbox = parser.add_argument_group("sandbox", "run against a local cutout.pro stand-in; no key or credits")
     sandbox.add_argument(
