@@ -75,7 +75,12 @@ async def open_context(
             client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
         ).running() as watcher,
         open_inspector(settings, inspector) as checker,
-        Downloads(settings.output_dir, preview=settings.preview, preview_seconds=settings.preview_seconds) as got,
+        Downloads(
+            settings.output_dir,
+            preview=settings.preview,
+            preview_seconds=settings.preview_seconds,
+            trusted_origins=settings.trusted_image_origins,
+        ) as got,
     ):
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")

@@ -34,7 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,7 +46,7 @@ from cutout_mcp.core.contact_sheet import contact_sheet
 from cutout_mcp.core.made_once import MadeOnce
 from cutout_mcp.core.output_files import TYPE_BY_EXT, Kind, Saved, commit, discard, extension, prepare, remote_link
 from cutout_mcp.core.previews import PREVIEW_MAX_BYTES, PREVIEW_SIDE_PX, make_preview, preview_file
-from cutout_mcp.core.result_fetch import DownloadError, ResultFetcher
+from cutout_mcp.core.result_fetch import IMAGE_TYPES, VIDEO_TYPES, DownloadError, ResultFetcher
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, Picture, ResultT, VideoJob
 
 __all__ = [
@@ -88,11 +88,12 @@ class Downloads:
         preview: bool = True,
         preview_seconds: float = DEFAULT_PREVIEW_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
+        trusted_origins: Iterable[str] = (),
     ) -> None:
         self.output_dir = output_dir.expanduser().resolve() if output_dir is not None else None
         self.preview_enabled = preview
         self.preview_seconds = preview_seconds
-        self.fetcher = ResultFetcher(transport)
+        self.fetcher = ResultFetcher(transport, trusted_origins=trusted_origins)
         self._workers = anyio.CapacityLimiter(PREVIEW_WORKERS)
         self._sheets: MadeOnce[int, bytes] = MadeOnce(SHEETS_KEPT)
 
@@ -114,7 +115,7 @@ class Downloads:
             raise DownloadError("no output folder is set")
         if not stem.replace("-", "").isalnum():
             raise ValueError(f"unsafe file stem {stem!r}")
-        cap = MAX_VIDEO_BYTES if kind == "video" else MAX_IMAGE_BYTES
+        cap, types = (MAX_VIDEO_BYTES, VIDEO_TYPES) if kind == "video" else (MAX_IMAGE_BYTES, IMAGE_TYPES)
         try:
             existing, part = await anyio.to_thread.run_sync(prepare, root, stem)
             if existing is not None:
@@ -123,7 +124,7 @@ class Downloads:
             try:
                 async with await anyio.open_file(part, "wb") as sink:
                     with anyio.fail_after(DOWNLOAD_SECONDS):
-                        async with self.fetcher.stream(url, cap) as (mime, chunks):
+                        async with self.fetcher.stream(url, cap, types) as (mime, chunks):
                             size = 0
                             async for chunk in chunks:
                                 size += len(chunk)

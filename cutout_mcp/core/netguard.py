@@ -1,4 +1,4 @@
-"""Outbound connections to public addresses only: the SSRF guard for image pre-flight.
+"""Outbound connections to public addresses only: the SSRF guard for image pre-flight and result downloads.
 
 `GuardedBackend` is an httpcore network backend. httpx hands it the URL's host
 name; it resolves the name itself, refuses when any answer is not a public
@@ -195,11 +195,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
+def guarded_transport(
+    backend: GuardedBackend, *, max_connections: int = 10, keepalive: int = 0, keepalive_expiry: float | None = None
+) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose every connection goes through `backend`.
 
     httpx has no public hook for a network backend, so the transport's
-    connection pool is replaced by one built with it (same TLS defaults).
+    connection pool is replaced by one built with it (same TLS defaults). A kept-alive connection was
+    vetted when it was opened, so keeping some (`keepalive`) is as safe as keeping none.
     That writes a private attribute of httpx's transport, so `pyproject.toml`
     pins httpx and httpcore to the versions this was tested with, and
     `tests/test_preflight.py::test_the_guarded_backend_makes_every_connection`
@@ -210,8 +213,9 @@ def guarded_transport(backend: GuardedBackend) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(retries=0, verify=ssl_context)
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context,
-        max_connections=10,
-        max_keepalive_connections=0,
+        max_connections=max_connections,
+        max_keepalive_connections=keepalive,
+        keepalive_expiry=keepalive_expiry,
         network_backend=backend,
     )
     return transport

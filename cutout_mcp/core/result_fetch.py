@@ -1,4 +1,11 @@
-"""Fetching result files (videos, covers, edited images) over HTTP, capped in bytes.
+"""Fetching result files (videos, covers, edited images) over HTTP: guarded, capped, typed.
+
+Every result URL comes from a remote answer, so it is fetched the way inputs are: through the SSRF
+guard (`core.netguard`), which resolves the host, refuses loopback, private, link-local and cloud
+metadata addresses, and connects to the address it checked, on every redirect hop too. Only the
+trusted origins are exempt (`Settings.trusted_image_origins`: a declared sandbox's own loopback
+origin), and those only on loopback. A body is capped in bytes, and its content type must be a
+picture, a video, or unnamed binary; an HTML or JSON page is refused.
 
 One download client lives as long as the server (`Downloads` owns a `ResultFetcher`): building an
 httpx client costs ~20 ms of CPU for its TLS context, more than everything else a previewed edit
@@ -8,18 +15,32 @@ does. It is not the API client, which sends the key with every request.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from cutout_mcp import __version__
+from cutout_mcp.core.netguard import (
+    BlockedAddressError,
+    GuardedBackend,
+    ResolutionError,
+    Resolver,
+    guarded_transport,
+    origin_key,
+    system_resolver,
+)
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.tls import shared_ssl_context
 
 DOWNLOAD_CONNECTIONS = 20
 DOWNLOAD_KEEPALIVE_SECONDS = 1.5
 """Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
+VIDEO_TYPES = ("video/", "image/gif")
+IMAGE_TYPES = ("image/",)
+UNNAMED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+"""Content types a CDN may send for any file; accepted for both kinds (the file's own bytes decide later)."""
 
 
 class DownloadError(CutoutMcpError):
@@ -32,9 +53,28 @@ class ResultFetcher:
     The client is made on the first fetch, with the TLS context every client shares (`upstream.tls`).
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        trusted_origins: Iterable[str] = (),
+        resolver: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
         self._transport = transport
+        self._trusted = [key for key in map(origin_key, trusted_origins) if key]
+        self._resolver = resolver or system_resolver
+        self._network = network
         self._http_client: httpx.AsyncClient | None = None
+
+    def _guarded(self) -> httpx.AsyncBaseTransport:
+        backend = GuardedBackend(resolver=self._resolver, inner=self._network, trusted=self._trusted)
+        return guarded_transport(
+            backend,
+            max_connections=DOWNLOAD_CONNECTIONS,
+            keepalive=DOWNLOAD_CONNECTIONS,
+            keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
+        )
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -50,7 +90,7 @@ class ResultFetcher:
                 follow_redirects=True,
                 max_redirects=5,
                 verify=shared_ssl_context(),
-                transport=self._transport,
+                transport=self._transport or self._guarded(),
             )
         return self._http_client
 
@@ -60,8 +100,11 @@ class ResultFetcher:
             self._http_client = None
 
     @contextlib.asynccontextmanager
-    async def stream(self, url: str, cap: int) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
-        """The content type and the body's chunks of `url`; more than `cap` bytes is a `DownloadError`."""
+    async def stream(
+        self, url: str, cap: int, types: tuple[str, ...] = VIDEO_TYPES + IMAGE_TYPES
+    ) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        """The content type and the body's chunks of `url`; more than `cap` bytes, a content type outside
+        `types` (prefixes) or an address the guard refuses is a `DownloadError`."""
         if urlsplit(url).scheme not in ("https", "http"):
             raise DownloadError("not an http(s) URL")
         try:
@@ -81,6 +124,15 @@ class ResultFetcher:
                         yield chunk
 
                 mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if mime not in UNNAMED_TYPES and not mime.startswith(types):
+                    raise DownloadError(f"the answer is {mime}, not a picture or video")
                 yield mime, chunks()
+        except BlockedAddressError as exc:
+            raise DownloadError(
+                f"refused: {exc.host} is a {exc.reason} address ({exc.address}); result files are fetched "
+                "from public addresses only"
+            ) from None
+        except ResolutionError as exc:
+            raise DownloadError(str(exc)) from None
         except httpx.HTTPError as exc:
             raise DownloadError(type(exc).__name__) from None
