@@ -299,3 +299,24 @@ async def test_every_http_client_verifies_tls_with_one_shared_context(settings: 
     shared = pool_ssl_context(guarded_transport(backend))
     assert shared.verify_mode == ssl.CERT_REQUIRED
     assert shared.check_hostname is True
+
+
+async def test_a_200_answer_that_is_not_json_is_not_read_again(
+    client: CutoutClient, upstream: respx.MockRouter
+) -> None:
+    route = upstream.get("/api/v2/imageToVideo/getResult").respond(200, text="<html>captive portal</html>")
+    with pytest.raises(errors.MalformedResponseError, match="not JSON"):
+        await client.get_video(5)
+    assert route.call_count == 1
+
+
+async def test_an_answer_declared_over_the_cap_is_refused_unread(
+    client: CutoutClient, upstream: respx.MockRouter
+) -> None:
+    from cutout_mcp.upstream.client import MAX_ANSWER_BYTES
+
+    big = b"{" + b" " * MAX_ANSWER_BYTES + b"}"
+    route = upstream.get("/api/v2/imageToVideo/getResult").respond(200, content=big)
+    with pytest.raises(errors.OversizedAnswerError, match="larger than 1 MiB"):
+        await client.get_video(5)
+    assert route.call_count == 1

@@ -5,8 +5,12 @@ parsed in one place (`_call`), errors are translated by `errors`, and the
 retry policy lives here because only the client knows whether a request
 could have been charged:
 
-- reads (getResult) are retried on transport errors, 429, 5xx and unreadable
-  answers, with exponential backoff, full jitter and a bounded Retry-After;
+- reads (getResult) are retried on transport errors, 429 and 5xx, with
+  exponential backoff, full jitter and a bounded Retry-After; a 200 answer that
+  is not the documented JSON is not (it is not a documented transient failure,
+  and the next read would most likely get the same);
+- every answer is streamed and read up to `MAX_ANSWER_BYTES`: the documented
+  answers are a few KB, so a larger one is refused without being held in memory;
 - a POST that costs credits is retried only when it provably never left
   (`NotSentError`). After a timeout, a dropped connection or a 5xx it is not:
   cutout.pro may have accepted it, and a second send could charge twice.
@@ -42,6 +46,8 @@ _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 MAX_CONNECTIONS = 100
 """Requests in flight at once; more wait for a free slot (bounded by the HTTP timeout, like httpx's pool)."""
+MAX_ANSWER_BYTES = 1024 * 1024
+"""The most of one answer that is read (the documented answers are a few KB; this is a wide margin)."""
 KEEPALIVE_SECONDS = 1.5
 """How long an idle connection is kept for reuse; see `CutoutClient.__init__`."""
 
@@ -199,19 +205,21 @@ class CutoutClient:
         assert self._api_key is not None
         await self._take_slot(what)
         try:
-            response = await self._http.request(method, path, **kwargs)
+            status, headers, body = await self._exchange(method, path, **kwargs)
         except httpx.HTTPError as exc:
             # Not chained: an httpx error holds its request, whose headers carry the API key.
             raise errors.from_httpx_error(exc, what) from None
         finally:
             self._slots.release()
-        logger.debug("%s %s -> HTTP %s", method, path, response.status_code)
-        envelope = _read_envelope(response)
+        logger.debug("%s %s -> HTTP %s", method, path, status)
+        envelope = None if body is None else _read_envelope(body)
         request_id = envelope.request_id if envelope else None
-        if response.status_code != 200:
-            raise errors.from_http_status(response, what, request_id)
+        if status != 200:
+            raise errors.from_http_status(status, headers, what, request_id)
+        if body is None:
+            raise errors.oversized(what, MAX_ANSWER_BYTES)
         if envelope is None:
-            raise errors.malformed(what, f"not JSON ({response.headers.get('content-type', 'no content type')})")
+            raise errors.malformed(what, f"not JSON ({headers.get('content-type', 'no content type')})")
         if envelope.code != 0:
             # Upstream text reaches the user; should it ever echo the key, the key stays out.
             key = self._api_key.get_secret_value()
@@ -219,9 +227,28 @@ class CutoutClient:
             raise errors.from_envelope(envelope.code, msg, what, request_id)
         return envelope.data
 
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[int, httpx.Headers, bytes | None]:
+        """The answer's status, headers and body, the body None when it is over `MAX_ANSWER_BYTES`.
 
-def _read_envelope(response: httpx.Response) -> Envelope | None:
+        Streamed, so an oversized answer is never held whole: reading stops at the cap and the
+        connection is closed rather than drained.
+        """
+        async with self._http.stream(method, path, **kwargs) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                return response.status_code, response.headers, None
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    return response.status_code, response.headers, None
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
+
+
+def _read_envelope(body: bytes) -> Envelope | None:
     try:
-        return Envelope.model_validate_json(response.content)
+        return Envelope.model_validate_json(body)
     except ValidationError:
         return None

@@ -13,7 +13,8 @@ CutoutError
     ├── InsufficientCreditsError  "Insufficient balance"
     ├── ContentRejectedError   code 9011
     ├── JobNotFoundError       code 4002
-    ├── MalformedResponseError not the documented JSON envelope
+    ├── MalformedResponseError not the documented JSON envelope (not retried)
+    │   └── OversizedAnswerError  larger than the client reads (1 MiB)
     └── RejectedError          any other code or HTTP 4xx
 ```
 
@@ -128,8 +129,13 @@ class JobNotFoundError(UpstreamError):
 
 
 class MalformedResponseError(UpstreamError):
-    retryable_read = True
+    """A 200 answer that is not the documented JSON: not retried, since nothing says the next would differ."""
+
     may_have_charged = True
+
+
+class OversizedAnswerError(MalformedResponseError):
+    """An answer larger than the client reads (`client.MAX_ANSWER_BYTES`); it was not held in memory."""
 
 
 class RejectedError(UpstreamError):
@@ -176,9 +182,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def from_http_status(response: httpx.Response, what: str, request_id: str | None = None) -> UpstreamError:
+def from_http_status(
+    status: int, headers: httpx.Headers | dict[str, str], what: str, request_id: str | None = None
+) -> UpstreamError:
     """The error for an HTTP status other than 200."""
-    status = response.status_code
     common = _Where(status_code=status, code=None, request_id=request_id)
     if status in (401, 403):
         return AuthenticationError(
@@ -192,7 +199,7 @@ def from_http_status(response: httpx.Response, what: str, request_id: str | None
             hint="Wait a little and try again.",
             **common,
         )
-        error.retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        error.retry_after = _retry_after_seconds(httpx.Headers(headers).get("retry-after"))
         return error
     if status >= 500:
         return ServiceError(
@@ -246,4 +253,13 @@ def malformed(what: str, detail: str, request_id: str | None = None, status_code
         hint="This is usually temporary; try again, and check CUTOUT_BASE_URL if it persists.",
         status_code=status_code,
         request_id=request_id,
+    )
+
+
+def oversized(what: str, cap: int) -> OversizedAnswerError:
+    return OversizedAnswerError(
+        f"cutout.pro sent an answer larger than {cap / (1024 * 1024):g} MiB while {what}; the documented answers are a "
+        "few KB, so it was not read",
+        hint="Check CUTOUT_BASE_URL (a proxy or captive portal may be answering instead); the next call is unaffected.",
+        status_code=200,
     )
