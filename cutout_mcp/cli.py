@@ -21,6 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings, environment_help
+from cutout_mcp.core.staging import check_staging
 from cutout_mcp.core.storage import Storage, StorageError, check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
@@ -214,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         configure_logging(settings)
         check_driver(settings)
+        check_staging(settings)
         if settings.transport != "stdio":
             transport_security(settings)
     except ConfigError as exc:

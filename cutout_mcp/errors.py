@@ -13,6 +13,7 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 ├── GuardLostError                core.storage: this call's expired guard was taken over before it paid; nothing sent
 ├── UnrecordedChargeError         core.paid: an identical request may have been charged, id unknown
 ├── GuardBusyError                core.paid: another process is still submitting the identical request
+├── StagingError                  core.staging: the staging bucket is not set, refused, or cannot be reached
 ├── DownloadError                 core.result_fetch: a local copy could not be made (the result stays)
 ├── JobError                      core.videos, core.edits: a job or edit failed, or is not yours
 └── CutoutError                   upstream.errors: cutout.pro failed; that tree is drawn there

@@ -42,11 +42,12 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Send every log record to stderr, scrubbed of the API key, the OAuth client secret and the
-    database URL's password."""
+    """Send every log record to stderr, scrubbed of the API key, the OAuth client secret, the staging
+    bucket's secret key and session token, and the database URL's password."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    secrets = [s.get_secret_value() for s in (settings.api_key, settings.oauth_client_secret) if s]
+    keys = (settings.api_key, settings.oauth_client_secret, settings.aws_secret_access_key, settings.aws_session_token)
+    secrets = [s.get_secret_value() for s in keys if s]
     if settings.database_url is not None:
         secrets += database_secrets(settings.database_url.get_secret_value())
     handler.addFilter(RedactingFilter(secrets))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from cutout_mcp.server import build_server
 from cutout_mcp.upstream.client import RetryPolicy
 
 from .pgserver import PgServer, find_bindir
+from .s3server import S3Server, run_s3_server
 
 API_KEY = "test-key-5f3b9c2e"
 BASE_URL = "https://api.cutout.test"
@@ -147,3 +149,16 @@ def postgres() -> Iterator[PgServer]:
 def database_url(postgres: PgServer) -> str:
     """An empty database of its own for one test."""
     return postgres.new_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS, SigV4 on) for the whole run; skipped only where `weed` or
+    obstore is missing. Each test keeps to a prefix of its own (`s3_prefix`)."""
+    yield from run_s3_server()
+
+
+@pytest.fixture
+def s3_prefix() -> str:
+    """A fresh prefix in the test bucket, so a test sees only its own objects."""
+    return f"t-{uuid.uuid4().hex[:12]}"

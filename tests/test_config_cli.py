@@ -138,9 +138,11 @@ def test_help_lists_every_variable_with_its_meaning(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main(["--help"])
     lines = {
-        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("CUTOUT_")
+        line.split()[0]: line
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith(("CUTOUT_", "AWS_"))
     }
-    assert set(ENVIRONMENT) <= set(lines), "every CUTOUT_* setting is in --help"
+    assert set(ENVIRONMENT) <= set(lines), "every setting's variable is in --help"
     assert all(len(line.split()) > 2 for line in lines.values()), "each with a description"
 
 

@@ -334,6 +334,26 @@ async def test_the_sandbox_origin_is_reachable_only_when_trusted() -> None:
     assert network.connections == [("127.0.0.1", 8787)]
 
 
+async def test_a_trusted_origin_may_also_be_on_loopback_and_nowhere_else_private() -> None:
+    """The staging bucket's origin: a loopback MinIO is reached, a public bucket is as before, but being
+    trusted opens no private or metadata address, and another port of the same host stays closed."""
+    dns = {
+        "minio.test": ["127.0.0.1"],
+        "bucket.test": [PUBLIC],
+        "lan.test": ["10.0.0.5"],
+        "imds.test": ["169.254.169.254"],
+    }
+    sites = {"127.0.0.1": http_response(PNG_OK), PUBLIC: http_response(PNG_OK), "10.0.0.5": http_response(PNG_OK)}
+    trusted = ["http://minio.test:9000", "https://bucket.test", "http://lan.test:9000", "http://imds.test"]
+    checker, network = inspector(dns, sites, trusted_origins=trusted)
+    assert (await checker.check_video_image("http://minio.test:9000/b/k.png?X-Amz-Signature=1")).format == "PNG"
+    assert (await checker.check_video_image("https://bucket.test/k.png")).format == "PNG"
+    assert "private" in await refusal(checker.check_video_image("http://lan.test:9000/b/k.png"))
+    assert "cloud metadata" in await refusal(checker.check_video_image("http://imds.test/latest/meta-data"))
+    assert "loopback" in await refusal(checker.check_video_image("http://minio.test:9001/b/k.png"))
+    assert network.connections == [("127.0.0.1", 9000), (PUBLIC, 443)]
+
+
 # --- through the tools: a refused image is never charged --------------------------
 
 

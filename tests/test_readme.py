@@ -64,14 +64,16 @@ def test_the_module_map_lists_every_module_of_the_tree() -> None:
 
 
 def documented_variables(text: str) -> dict[str, str | None]:
-    """Each CUTOUT_* variable named in the first cell of a table row -> that row's default cell.
+    """Each CUTOUT_* (or staging AWS_*) variable named in the first cell of a table row -> that row's
+    default cell.
 
     Rows of a two-column table (variable, meaning) have no default cell: None.
     """
     found: dict[str, str | None] = {}
     for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("| `CUTOUT_") else []
-        for name in re.findall(r"`(CUTOUT_[A-Z_]+)`", cells[0] if cells else ""):
+        is_row = line.startswith(("| `CUTOUT_", "| `AWS_"))
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if is_row else []
+        for name in re.findall(r"`((?:CUTOUT|AWS)_[A-Z_]+)`", cells[0] if cells else ""):
             found[name] = cells[1].strip("`") if len(cells) >= 3 else None
     return found
 
@@ -124,7 +126,7 @@ def help_text() -> str:
 
 def test_the_configuration_page_has_exactly_the_settings_and_flags_of_help() -> None:
     shown = help_text()
-    in_help = set(re.findall(r"^\s+(CUTOUT_[A-Z_]+)\s", shown, re.MULTILINE))
+    in_help = set(re.findall(r"^\s+((?:CUTOUT|AWS)_[A-Z_]+)\s", shown, re.MULTILINE))
     assert set(ENVIRONMENT) <= in_help, "every variable the settings read is in --help"
     in_page = set(documented_variables(CONFIGURATION))
     assert in_help - in_page == set(), "docs/configuration.md lacks variables --help lists"

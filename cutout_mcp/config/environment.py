@@ -40,6 +40,14 @@ ENV_VARS = {
     "oauth_client_id": "CUTOUT_OAUTH_CLIENT_ID",
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET",
     "oauth_required_scopes": "CUTOUT_OAUTH_REQUIRED_SCOPES",
+    "staging_url": "CUTOUT_STAGING_URL",
+    "staging_ttl": "CUTOUT_STAGING_TTL",
+    # the staging bucket's: the standard names its users already set for AWS S3, R2, GCS and MinIO
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+    "aws_region": "AWS_REGION",
+    "aws_endpoint_url": "AWS_ENDPOINT_URL",
 }
 FILE_VARS = {
     "api_key": "CUTOUT_API_KEY_FILE",
@@ -48,6 +56,8 @@ FILE_VARS = {
     "oauth_client_secret": "CUTOUT_OAUTH_CLIENT_SECRET_FILE",
 }
 """Secrets may come from a file instead (Docker/Kubernetes secrets), never from a flag."""
+FALLBACK_VARS = {"aws_region": "AWS_DEFAULT_REGION"}
+"""Read when the setting's own variable is unset: the AWS CLI's other name for the region."""
 
 
 _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_body_size"} | {
@@ -55,14 +65,16 @@ _HTTP_ONLY = {"allowed_hosts", "allowed_origins", "mcp_tokens", "max_request_bod
 }
 
 ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for field, var in ENV_VARS.items()}
-"""Every CUTOUT_* variable, and whether it matters on every transport or only over HTTP."""
+"""Every variable the server reads (CUTOUT_* and the staging bucket's AWS_*), and whether it matters on
+every transport or only over HTTP."""
 SETTING_OF: dict[str, str] = {var: field for field, var in ENV_VARS.items()}
-"""Every CUTOUT_* variable -> the Settings field it sets (the README's table is checked against it)."""
+"""Every variable -> the Settings field it sets (the README's table is checked against it)."""
 
 
 def environment_values(env: Mapping[str, str]) -> dict[str, object]:
     """The settings the environment sets, by field name (values unvalidated)."""
     values: dict[str, object] = {field: env[var] for field, var in ENV_VARS.items() if _is_set(env.get(var))}
+    values.update({f: env[var] for f, var in FALLBACK_VARS.items() if f not in values and _is_set(env.get(var))})
     values.update(_read_secret_files(env, values))
     return values
 

@@ -14,10 +14,28 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cutout_mcp.catalog import MAX_WAIT_SECONDS
 from cutout_mcp.config.environment import describe, environment_values
+from cutout_mcp.config.staging import (
+    DEFAULT_STAGING_TTL,
+    MAX_STAGING_TTL,
+    StagingBucket,
+    check_endpoint,
+    check_region,
+    check_staging_url,
+    staging_bucket,
+)
 from cutout_mcp.config.values import ConfigError, default_state_dir, is_loopback_host
 
 Transport = Literal["stdio", "sse", "streamable-http"]
@@ -95,6 +113,21 @@ class Settings(BaseModel):
     """Credentials this server presents to the introspection endpoint (HTTP Basic)."""
     oauth_required_scopes: tuple[str, ...] = ()
     """Scopes every token must carry (comma- or space-separated)."""
+    staging_url: str | None = None
+    """s3://bucket/prefix: the bucket local, inline and uploaded images are staged in for cutout.pro.
+    Needs cutout-mcp[staging]; its credentials come from the AWS_* variables."""
+    staging_ttl: int = Field(default=DEFAULT_STAGING_TTL, ge=60, le=MAX_STAGING_TTL)
+    """Seconds a staged image's presigned URL stays valid (at most 7 days): long enough for a queued job."""
+    aws_access_key_id: str | None = None
+    """The staging bucket's access key id."""
+    aws_secret_access_key: SecretStr | None = None
+    """The staging bucket's secret access key."""
+    aws_session_token: SecretStr | None = None
+    """A session token, for temporary staging credentials."""
+    aws_region: str | None = None
+    """The staging bucket's region (default us-east-1; `auto` for R2); AWS_DEFAULT_REGION is read too."""
+    aws_endpoint_url: str | None = None
+    """The S3 API's URL for a store other than AWS S3 (R2, GCS, MinIO); http:// is allowed for it."""
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -142,7 +175,14 @@ class Settings(BaseModel):
             raise ValueError("must not have a query or fragment")
         return value
 
-    @field_validator("oauth_client_id", "oauth_client_secret", mode="before")
+    @field_validator(
+        "oauth_client_id",
+        "oauth_client_secret",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if isinstance(value, str):
@@ -187,6 +227,25 @@ class Settings(BaseModel):
             return tuple(line for line in lines if line and not line.startswith("#"))
         return value
 
+    @field_validator("staging_url", "aws_endpoint_url", "aws_region", mode="before")
+    @classmethod
+    def _staging_values(cls, value: object, info: ValidationInfo) -> object:
+        """Blank means unset; the value itself may be echoed (none of these is a secret)."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        check = {"staging_url": check_staging_url, "aws_endpoint_url": check_endpoint, "aws_region": check_region}
+        return check[str(info.field_name)](value)
+
+    @model_validator(mode="after")
+    def _staging_credentials_pair(self) -> Settings:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both, or neither")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            raise ValueError("AWS_SESSION_TOKEN needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY too")
+        return self
+
     @model_validator(mode="after")
     def _standalone_sandbox_is_local(self) -> Settings:
         if self.sandbox and "base_url" in self.model_fields_set and not self._base_url_is_loopback_http:
@@ -207,14 +266,24 @@ class Settings(BaseModel):
         return self.sandbox and "base_url" not in self.model_fields_set
 
     @property
+    def staging_bucket(self) -> StagingBucket | None:
+        """The bucket CUTOUT_STAGING_URL names, at AWS_ENDPOINT_URL (or AWS's endpoint in AWS_REGION)."""
+        if self.staging_url is None:
+            return None
+        return staging_bucket(self.staging_url, self.aws_endpoint_url, self.aws_region)
+
+    @property
     def trusted_image_origins(self) -> tuple[str, ...]:
-        """Origins whose plain-http image URLs are accepted and fetched on loopback: the declared sandbox's.
+        """Origins whose plain-http image URLs are accepted and that may be fetched on loopback: the
+        declared sandbox's and the staging bucket's, exactly.
 
         Never inferred from the base URL: a loopback base URL may be a local forward proxy, and trusting
         its origin would let a model-chosen URL reach it. Without sandbox mode, every loopback and private
         address is refused, the base URL's own origin included.
         """
-        return (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
+        sandbox = (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
+        bucket = self.staging_bucket
+        return sandbox + ((bucket.origin,) if bucket is not None else ())
 
     @property
     def confirm_spend_above(self) -> int | None:

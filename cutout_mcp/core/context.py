@@ -2,10 +2,10 @@
 
 `open_context` is the server's lifespan minus MCP: the upstream client, the storage (the ledger,
 the dedupe guards and the task records: SQLite in CUTOUT_STATE_DIR, or PostgreSQL at
-CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector and the downloader (with its
-own HTTP client), closed in the reverse order (poll loops end before the storage and the client
-close). The tool bodies in
-`core.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
+CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector, the downloader (with its
+own HTTP client) and the staging store (the bucket CUTOUT_STAGING_URL names, unless one is handed in),
+closed in the reverse order (poll loops end before the storage and the client close). The tool bodies
+in `core.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cutout_mcp.core.downloads import Downloads
 from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.paid import PaidCalls
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
-from cutout_mcp.core.staging import ObjectStore
+from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
@@ -69,6 +69,7 @@ async def open_context(
     the_clock = clock or SystemClock()
     client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
     async with (
+        open_staging(settings, staging) as staging,  # the given store, or the bucket the settings name
         client,
         open_storage(settings, the_clock) if storage is None else _lent(storage) as ledger,
         JobWatcher(

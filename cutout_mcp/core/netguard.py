@@ -7,7 +7,8 @@ the Host header still carry the original name (httpcore sets them from the
 URL), so certificates verify as usual. Because resolving, checking and
 connecting happen in one call, a DNS answer that changes between check and
 connect (rebinding) cannot slip through, and every redirect hop, being a new
-connection, is checked the same way.
+connection, is checked the same way. The trusted origins (the declared sandbox's and the operator's
+staging bucket's, exactly `host:port`) may also be reached on loopback; nothing else may.
 
 Why not a library: the candidates (advocate, httpx-secure) either target
 requests, rewrite URLs, or lean on `ipaddress.is_global` alone, which misses
@@ -158,14 +159,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 raise ResolutionError(f"{host} resolved to something that is not an IP address") from None
         if not addresses:
             raise ResolutionError(f"{host} has no address")
-        if (host, port) in self._trusted:
-            # The sandbox's own origin: reachable on loopback, and nothing else.
-            for ip in addresses:
-                if not ip.is_loopback:
-                    raise BlockedAddressError(host, str(ip), "non-loopback (trusted origins are local only)")
-            return str(addresses[0])
+        # A trusted origin (the declared sandbox's, the staging bucket's) may also be on loopback; every
+        # other address, its own included, must be public.
+        trusted = (host, port) in self._trusted
         for ip in addresses:
-            reason = blocked_reason(ip)
+            reason = None if trusted and ip.is_loopback else blocked_reason(ip)
             if reason:
                 raise BlockedAddressError(host, str(ip), reason)
         return str(addresses[0])
