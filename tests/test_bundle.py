@@ -18,13 +18,14 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from PIL import Image
+from pydantic import SecretStr
 
 import cutout_mcp
 from cutout_mcp import catalog
 from cutout_mcp.bundle import BundleError, build_bundle, bundle_name, load_manifest
 from cutout_mcp.bundle.__main__ import main as build_main
 from cutout_mcp.bundle.icon import draw_icon
-from cutout_mcp.config import ENVIRONMENT, ConfigError, Settings
+from cutout_mcp.config import ENVIRONMENT, SETTING_OF, ConfigError, Settings
 from cutout_mcp.server import build_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,17 @@ def test_manifest_is_a_uv_bundle_that_runs_the_package() -> None:
     assert (ROOT / server["entry_point"]).is_file()
     assert server["entry_point"] == "cutout_mcp/__main__.py"
     assert server["mcp_config"]["command"] == "uv"
-    assert server["mcp_config"]["args"] == ["run", "--directory", "${__dirname}", "python", "-m", "cutout_mcp"]
+    # with the staging extra, so that a bucket set in the form works without installing anything more
+    assert server["mcp_config"]["args"] == [
+        "run",
+        "--directory",
+        "${__dirname}",
+        "--extra",
+        "staging",
+        "python",
+        "-m",
+        "cutout_mcp",
+    ]
     assert (ROOT / MANIFEST["icon"]).name == "icon.png"
     assert MANIFEST["compatibility"]["runtimes"]["python"] == ">=3.10"
 
@@ -125,14 +136,46 @@ def test_every_option_fills_one_real_setting_listed_in_server_json() -> None:
         assert REGISTRY_FORMAT[MANIFEST["user_config"][key]["type"]] == registry[var]["format"]
 
 
-def test_only_the_api_key_is_secret_and_required() -> None:
+def test_only_the_api_key_is_required_and_exactly_the_secrets_are_sensitive() -> None:
     options = MANIFEST["user_config"]
     key = options[env_mapping()["CUTOUT_API_KEY"]]
     assert key["type"] == "string"
-    assert key["sensitive"] is True
     assert key["required"] is True
-    others = [option for option in options.values() if option is not key]
-    assert not any(option.get("required") or option.get("sensitive") for option in others)
+    assert not any(option.get("required") for option in options.values() if option is not key)
+    registry = {v["name"]: v for v in SERVER_JSON["packages"][0]["environmentVariables"]}
+    for var, name in env_mapping().items():
+        secret = Settings.model_fields[SETTING_OF[var]].annotation in (SecretStr, SecretStr | None)
+        assert bool(options[name].get("sensitive")) is secret, f"{var}: sensitive must say whether it is a secret"
+        assert bool(registry[var].get("isSecret")) is secret, f"{var}: server.json's isSecret must agree"
+
+
+def test_the_staging_options_fill_the_staging_settings() -> None:
+    """The bucket fields of the form are the variables the staging store reads, with their meaning."""
+    mapping = env_mapping()
+    assert {
+        "CUTOUT_STAGING_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+    } <= set(mapping)
+    config = {
+        "api_key": "k",
+        "staging_url": "s3://my-bucket/cutout",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret-example",
+        "aws_endpoint_url": "https://acc.r2.cloudflarestorage.com",
+        "aws_region": "auto",
+    }
+    env = {var: as_env(config.get(name, "")) for var, name in mapping.items()}
+    settings = Settings.load(env)
+    bucket = settings.staging_bucket
+    assert bucket is not None
+    assert (bucket.bucket, bucket.prefix, bucket.region) == ("my-bucket", "cutout", "auto")
+    assert bucket.origin == "https://acc.r2.cloudflarestorage.com"
+    assert settings.aws_secret_access_key is not None
+    assert settings.aws_secret_access_key.get_secret_value() == "secret-example"
+    assert "secret-example" not in repr(settings)
 
 
 @pytest.mark.parametrize("var", OPTIONAL)
@@ -249,8 +292,8 @@ async def test_the_bundle_runs_as_its_manifest_says(tmp_path: Path) -> None:
         archive.extractall(bundle)
     config = MANIFEST["server"]["mcp_config"]
     args = [substitute(arg, bundle, {}) for arg in config["args"]]
-    assert args[:3] == ["run", "--directory", str(bundle)]
-    command, *rest = args[3:]
+    assert args[:5] == ["run", "--directory", str(bundle), "--extra", "staging"]
+    command, *rest = args[5:]
     assert command == "python"
     user_config = {"api_key": "bundle-test-key", "output_dir": str(tmp_path / "results")}  # the rest left blank
     env = {var: substitute(value, bundle, user_config) for var, value in config["env"].items()}

@@ -57,8 +57,10 @@ async def test_tools_are_listed_with_constraints_and_annotations(
     async with connect(settings, mode, clock) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert client.instructions
-        assert "get_video_result" in client.instructions
-    assert set(tools) == {"generate_video", "get_video_result", "edit_image", "list_video_jobs"}
+        instructions = client.instructions
+    assert set(tools) == {"generate_video", "get_video_result", "edit_image", "list_video_jobs", "get_upload_url"}
+    for name in tools:
+        assert f"- {name}:" in instructions, f"the instructions name {name}"
 
     edit = tools["edit_image"].input_schema["properties"]
     assert edit["model"]["enum"] == list(catalog.EDIT_MODEL_NAMES)
@@ -310,7 +312,7 @@ async def test_without_a_key_tools_list_and_calls_name_the_variable(
 ) -> None:
     keyless = Settings(base_url="https://api.cutout.test")
     async with connect(keyless, mode, clock) as client:
-        assert len((await client.list_tools()).tools) == 4
+        assert len((await client.list_tools()).tools) == 5
         for tool, arguments in [
             ("generate_video", {"image_url": IMAGE}),
             ("edit_image", {"prompt": "x", "image_urls": [IMAGE]}),

@@ -1,7 +1,7 @@
 """build_server(settings) -> the MCP server: composition and lifespan, nothing else.
 
 The lifespan opens the `AppContext` (`core.context`) and the tasks' task group; the tools are
-registered by one module per family (`video_tools`, `edit_tools`, `ledger_tools`), each a thin wrapper
+registered by one module per family (`video_tools`, `edit_tools`, `ledger_tools`, `upload_tools`), each a thin wrapper
 over a plain async function in `core`; failures become tool errors in `boundary`.
 """
 
@@ -22,7 +22,7 @@ from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage
-from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, video_tools
+from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, upload_tools, video_tools
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
@@ -97,4 +97,5 @@ def build_server(
     video_tools.register(server, settings, principal, confirm_seconds)
     edit_tools.register(server, settings, principal, confirm_seconds)
     ledger_tools.register(server, running, principal)
+    upload_tools.register(server)
     return server

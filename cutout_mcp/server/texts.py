@@ -7,6 +7,7 @@ charged.
 from __future__ import annotations
 
 from cutout_mcp import catalog
+from cutout_mcp.core.uploads import UPLOAD_SECONDS
 
 
 def _edit_prices() -> str:
@@ -28,6 +29,8 @@ for it. Videos take minutes, so the result is often still 'queued' or 'processin
 - get_video_result: free. Check on a video job by its id; with wait_seconds > 0 it waits for it.
 - list_video_jobs: free. The user's video jobs, newest first, with credits spent: use it to find a job \
 started in an earlier conversation.
+- get_upload_url: free. A URL to PUT an image file to (when the server has a staging bucket), and the \
+image_url to pass to the paid tools afterwards: for a file this server cannot read itself.
 
 Resuming: a job that is not finished when generate_video returns keeps running at cutout.pro. Keep its \
 id and call get_video_result(id=..., wait_seconds=...) until status is 'succeeded' (then give the user \
@@ -82,6 +85,15 @@ LIST_VIDEO_JOBS = (
     "nothing is sent to cutout.pro). Status is as of each job's last check: call get_video_result(id) "
     "for the current state. Use it to find a job from an earlier conversation. Also reports the "
     "credits spent and, if a budget is set, what remains."
+)
+
+GET_UPLOAD_URL = (
+    "Get a URL to upload an image file to, for generate_video or edit_image (free; nothing is sent to "
+    "cutout.pro). Use it when the image is a file this server cannot read (it runs on another machine): "
+    f"PUT the file's bytes to upload_url within {UPLOAD_SECONDS // 60} minutes (e.g. curl -T cat.jpg -H 'Content-Type: "
+    "image/jpeg' '<upload_url>'), then pass image_url (upload:...) to the paid tool. The image must be a "
+    f"JPEG or PNG of at most {catalog.MAX_IMAGE_MB} MB; it is checked when used, before anything is charged. "
+    "Needs a staging bucket (CUTOUT_STAGING_URL) on the server."
 )
 
 WAIT_SECONDS = (
