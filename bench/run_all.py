@@ -29,6 +29,7 @@ from bench import (
     many_jobs,
     poll_efficiency,
     replicas,
+    staging,
     storage_ops,
 )
 from bench._common import BENCH_DIR, Row, table
@@ -53,6 +54,7 @@ def main() -> None:
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),
         ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
+        ("staging", lambda: anyio.run(staging.run, 5 if args.quick else 15)),
         ("poll efficiency", poll_efficiency.run),
         ("contact sheet", lambda: contact_sheet.run(3 if args.quick else 7)),
     ]
