@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings, environment_help
+from cutout_mcp.config.environment import unknown_variables
 from cutout_mcp.core.staging import check_staging
 from cutout_mcp.core.storage import Storage, StorageError, check_driver
 from cutout_mcp.logs import configure_logging
@@ -214,21 +217,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             stateless=args.stateless,
         )
         configure_logging(settings)
+        for name in unknown_variables(os.environ):
+            logger.warning("%s is not a cutout-mcp setting and is ignored (see cutout-mcp --help)", name)
         check_driver(settings)
         check_staging(settings)
         if settings.transport != "stdio":
             transport_security(settings)
     except ConfigError as exc:
-        print(f"cutout-mcp: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(exc, 2)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             in_process = args.sandbox or settings.sandbox_in_process
             anyio.run(serve, settings, sandbox_config(args) if in_process else None)
     except StorageError as exc:
-        print(f"cutout-mcp: {exc}", file=sys.stderr)
-        return 1
+        return _refuse(exc, 1)
     return 0
+
+
+def _refuse(exc: Exception, code: int) -> int:
+    """One message and an exit code; the traceback only when CUTOUT_LOG_LEVEL=DEBUG asks for it."""
+    if os.environ.get("CUTOUT_LOG_LEVEL", "").strip().upper() == "DEBUG":
+        traceback.print_exception(exc)
+    print(f"cutout-mcp: {exc}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -69,6 +69,14 @@ class PgServer:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def halt(self) -> None:
+        """Stop the cluster, keeping its data (an outage); `resume` starts it again."""
+        self._run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", "fast")
+
+    def resume(self) -> None:
+        options = f"-k {self.dir} -c listen_addresses='' -p {PORT} -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options)
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate")

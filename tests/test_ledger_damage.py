@@ -30,7 +30,7 @@ def digest(path: Path) -> str:
 
 def start(state_dir: Path) -> subprocess.CompletedProcess[str]:
     """The stdio server as a client would start it, its stdin closed (it must stop before reading any)."""
-    env = {**os.environ, "CUTOUT_STATE_DIR": str(state_dir), "CUTOUT_API_KEY": "k", "CUTOUT_LOG_LEVEL": "INFO"}
+    env = {**os.environ, "CUTOUT_STATE_DIR": str(state_dir), "CUTOUT_API_KEY": "test-key", "CUTOUT_LOG_LEVEL": "INFO"}
     return subprocess.run(
         [CUTOUT_MCP], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False
     )

@@ -420,7 +420,7 @@ async def test_an_unreachable_database_is_a_clear_error_without_its_password(tmp
         async with open_storage(settings):
             pass
     message = str(caught.value)
-    assert "postgresql://127.0.0.1:1/jobs" in message
+    assert "database jobs on host 127.0.0.1, port 1" in message
     assert "CUTOUT_DATABASE_URL" in message
     assert "s3cret-Passw0rd" not in message
     assert "s3cret-Passw0rd" not in repr(settings)

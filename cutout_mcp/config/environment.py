@@ -113,5 +113,11 @@ def describe(exc: ValidationError) -> str:
             continue
         field = str(err["loc"][0])
         name = ENV_VARS.get(field, f"--{field.replace('_', '-')}")
-        parts.append(f"{name}: {err['msg']}")
+        parts.append(f"{name}: {str(err['msg']).removeprefix('Value error, ')}")
     return "Invalid configuration: " + "; ".join(parts)
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """CUTOUT_* variables that set nothing (a typo, or a name that was never released), to warn about."""
+    known = set(ENV_VARS.values()) | set(FILE_VARS.values())
+    return sorted(name for name in env if name.startswith("CUTOUT_") and name not in known)

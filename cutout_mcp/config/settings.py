@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,7 @@ from cutout_mcp.config.staging import (
     check_staging_url,
     staging_bucket,
 )
-from cutout_mcp.config.values import ConfigError, default_state_dir, is_loopback_host
+from cutout_mcp.config.values import ConfigError, check_url_port, default_state_dir, is_loopback_host
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -148,6 +148,10 @@ class Settings(BaseModel):
             return None
         if not raw.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL (leave it unset to use the SQLite file in CUTOUT_STATE_DIR)")
+        check_url_port(raw)
+        ports = [v for k, v in parse_qsl(urlsplit(raw).query) if k == "port"]
+        if any(not _is_port(p) for p in ports):
+            raise ValueError("its port= parameter is not a port number (1 to 65535)")
         return raw
 
     @field_validator("base_url")
@@ -155,6 +159,9 @@ class Settings(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// or http://")
+        if not urlsplit(value).hostname:
+            raise ValueError("has no host name")
+        check_url_port(value)
         return value.rstrip("/")
 
     @field_validator("oauth_issuer", "oauth_introspection_url", "oauth_resource_url", mode="before")
@@ -307,3 +314,7 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(describe(exc)) from None  # not chained: pydantic's report echoes values (the key)
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) < 65536

@@ -49,3 +49,13 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_url_port(url: str) -> None:
+    """Raise `ValueError` (without echoing the URL, which may hold a password) when its port is not a number."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        raise ValueError("its port is not a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("its port is not a number from 1 to 65535")

@@ -25,6 +25,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import database_secrets
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
@@ -51,8 +53,11 @@ logger = logging.getLogger(__name__)
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 """Connections per replica: statements are short, so a few serve hundreds of waiting jobs."""
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for a connection (at start-up, and for a free one from the pool)."""
+START_SECONDS = 3.0
+"""Bound on reaching the database at start-up: an unreachable one stops the server within it."""
+CALL_SECONDS = 2.0
+"""Bound on waiting for a connection during a call: in an outage each call is refused within it (statements
+are short, so a healthy pool hands one out in milliseconds), and the pool reconnects by itself."""
 EXTRA_HINT = "pip install 'cutout-mcp[postgres]'"
 
 
@@ -62,6 +67,16 @@ def describe(url: str) -> str:
     host = parts.hostname or "(local socket)"
     port = f":{parts.port}" if parts.port else ""
     return f"postgresql://{host}{port}{parts.path}"
+
+
+def address(url: str) -> str:
+    """`database D on host H, port P`, read the way libpq reads the URL (query parameters included)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(url)
+    host = str(info.get("host") or "the local socket")
+    name = info.get("dbname") or info.get("user") or "(default)"
+    return f"database {name} on host {host}, port {info.get('port') or 5432}"
 
 
 def redact(text: str, url: str) -> str:
@@ -90,8 +105,8 @@ class PostgresStorage(Storage):
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
             open=False,
-            timeout=CONNECT_TIMEOUT,
-            kwargs={"autocommit": True},
+            timeout=CALL_SECONDS,
+            kwargs={"autocommit": True, "connect_timeout": max(2, int(START_SECONDS))},
             name="cutout-mcp",
         )
 
@@ -103,27 +118,31 @@ class PostgresStorage(Storage):
         )
 
     async def open(self) -> None:
-        """Connect, then create or upgrade the schema (one replica at a time)."""
+        """Connect (within `START_SECONDS`), create or upgrade the schema (one replica at a time), open the pool."""
         import psycopg
 
         try:
-            await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-            async with self._transaction() as cur:
-                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.SCHEMA_LOCK_ID,))
-                await cur.execute(schema.VERSION_TABLE)
-                await cur.execute("SELECT MAX(version) AS version FROM schema_version")
-                row = await cur.fetchone()
-                steps = schema.pending(int(row["version"] or 0), schema.POSTGRES)
-                for number, statements in steps:
-                    for statement in statements:
-                        await cur.execute(statement)
-                    logger.info("Database schema upgraded to version %s", number)
-                if steps:
-                    await cur.execute("DELETE FROM schema_version")
-                    await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (schema.VERSION,))
+            with anyio.fail_after(START_SECONDS):
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=max(2, int(START_SECONDS))
+                )
+        except (psycopg.Error, TimeoutError) as exc:
+            reason = f"no answer within {START_SECONDS:g} s" if isinstance(exc, TimeoutError) else _first_line(exc)
+            raise StorageError(
+                f"Cannot reach the PostgreSQL {address(self._url)} (CUTOUT_DATABASE_URL): "
+                f"{redact(reason, self._url)}. Check that PostgreSQL is running there and accepts connections "
+                "from this machine, and that the URL names the right host, port and database. The server did not start."
+            ) from None
+        try:
+            async with conn:
+                await _migrate(conn)
+            await self._pool.open(wait=True, timeout=START_SECONDS)
         except (psycopg.Error, schema.NewerSchemaError) as exc:
             await self._pool.close()
             raise self._error(exc) from None
+        except TimeoutError:
+            await self._pool.close()
+            raise self._error(TimeoutError(f"no pool connection within {START_SECONDS:g} s")) from None
         logger.info("Using the PostgreSQL database at %s", describe(self._url))
 
     async def aclose(self) -> None:
@@ -372,3 +391,28 @@ class PostgresStorage(Storage):
             await cur.execute("SELECT value FROM secrets WHERE name = %s", (name,))
             row = await cur.fetchone()
         return bytes(row["value"])
+
+
+async def _migrate(conn: Any) -> None:
+    """Create or upgrade the schema, holding the advisory lock every starting replica takes."""
+    from psycopg.rows import dict_row
+
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.SCHEMA_LOCK_ID,))
+        await cur.execute(schema.VERSION_TABLE)
+        await cur.execute("SELECT MAX(version) AS version FROM schema_version")
+        row = await cur.fetchone()
+        steps = schema.pending(int(row["version"] or 0), schema.POSTGRES)
+        for number, statements in steps:
+            for statement in statements:
+                await cur.execute(statement)
+            logger.info("Database schema upgraded to version %s", number)
+        if steps:
+            await cur.execute("DELETE FROM schema_version")
+            await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (schema.VERSION,))
+
+
+def _first_line(exc: Exception) -> str:
+    """A driver message's line that matters: libpq puts the cause after the last `failed: `."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return line.rsplit("failed: ", 1)[-1]
