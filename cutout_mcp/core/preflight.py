@@ -26,7 +26,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -35,7 +34,14 @@ import httpx
 
 from cutout_mcp import __version__, catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.validation import InvalidArgumentError
+from cutout_mcp.core.image_rules import (
+    ImageFacts,
+    ImageRefusedError,
+    check_edit_facts,
+    check_video_facts,
+    sniff,
+)
+from cutout_mcp.core.image_rules import refused as _refused
 
 if TYPE_CHECKING:
     # Imported where used: Pillow, httpcore and h11 cost ~50 ms of start-up, and the server
@@ -53,27 +59,9 @@ MAX_REDIRECTS = 3
 TIMEOUT_SECONDS = 10.0
 """Budget per image for DNS, connecting, redirects and reading."""
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF8", "GIF"),
-    (b"BM", "BMP"),
-)
 _CONTENT_RANGE_TOTAL = re.compile(r"^bytes\s+\d+-\d+/(\d+)$")
 
-
-class ImageRefusedError(InvalidArgumentError):
-    """The image at a URL breaks a rule cutout.pro enforces; nothing was sent or charged."""
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the first bytes and headers say about an image."""
-
-    format: str
-    width: int | None
-    height: int | None
-    size_bytes: int | None
+__all__ = ["HEAD_BYTES", "ImageFacts", "ImageInspector", "ImageRefusedError", "open_inspector"]
 
 
 class ImageInspector:
@@ -121,29 +109,19 @@ class ImageInspector:
     async def check_video_image(self, url: str, argument: str = "image_url") -> ImageFacts:
         """Refuse an image the Image-to-Video API would refuse."""
         facts = await self.inspect(url, argument)
-        if facts.width is not None and facts.height is not None:
-            low, high = catalog.VIDEO_MIN_SIDE_PX, catalog.VIDEO_MAX_SIDE_PX
-            if min(facts.width, facts.height) < low or max(facts.width, facts.height) > high:
-                raise _refused(
-                    argument,
-                    f"the image is {facts.width}×{facts.height} px; the video API needs each side "
-                    f"between {low} and {high} px",
-                )
+        check_video_facts(argument, facts)
         return facts
 
-    async def check_edit_images(self, urls: Sequence[str], model: catalog.EditModel) -> list[ImageFacts]:
-        """Refuse images the Image Edit API (and the chosen model) would refuse."""
+    async def check_edit_images(
+        self, urls: Sequence[str], model: catalog.EditModel, *, first_index: int = 0
+    ) -> list[ImageFacts]:
+        """Refuse images the Image Edit API (and the chosen model) would refuse; `image_urls[first_index]`
+        names the first of `urls`."""
         found = []
-        for index, url in enumerate(urls):
+        for index, url in enumerate(urls, start=first_index):
             argument = f"image_urls[{index}]"
             facts = await self.inspect(url, argument)
-            if facts.format not in catalog.EDIT_IMAGE_FORMATS:
-                raise _refused(argument, f"the image is {facts.format}; the Image Edit API takes only JPEG or PNG")
-            rules = model.size_rules
-            if rules and facts.width is not None and facts.height is not None:
-                broken = rules.violations(facts.width, facts.height, facts.size_bytes)
-                if broken:
-                    raise _refused(argument, f"{model.name} needs {rules.describe()}; " + "; ".join(broken))
+            check_edit_facts(argument, facts, model)
             found.append(facts)
         return found
 
@@ -231,7 +209,7 @@ async def _read_facts(response: httpx.Response, argument: str) -> ImageFacts:
     if image is not None:
         fmt = "JPEG" if image.format == "MPO" else (image.format or "unknown")
         return ImageFacts(fmt, image.width, image.height, total)
-    sniffed = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    sniffed = sniff(bytes(head[:16]))
     if sniffed is None:
         kind = response.headers.get("content-type", "no content type").split(";")[0].strip()
         raise _refused(argument, f"it is not an image that can be read ({kind})")
@@ -250,12 +228,6 @@ def _feed(parser: ImageFile.Parser, chunk: bytes, argument: str) -> Image.Image 
     except Exception:  # a corrupt body after the header: the header is what counts
         logger.debug("Pre-flight: Pillow could not decode past the header of %s", argument)
     return parser.image
-
-
-def _refused(argument: str, rule: str) -> ImageRefusedError:
-    return ImageRefusedError(
-        f"{argument} was refused before anything was sent to cutout.pro (no credits spent): {rule}."
-    )
 
 
 def _unreachable(argument: str, why: str) -> ImageRefusedError:
