@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import itertools
 import json
 from typing import Any
@@ -67,7 +69,13 @@ async def test_tools_are_listed_with_constraints_and_annotations(
     assert edit["aspect_ratio"]["enum"] == list(catalog.ASPECT_RATIOS)
     assert edit["image_urls"]["minItems"] == 1
     assert edit["image_urls"]["maxItems"] == 6
-    assert edit["image_urls"]["items"]["pattern"].startswith("^(https://")
+    accepts = re.compile(edit["image_urls"]["items"]["pattern"]).match
+    for form in ("https://img.example.com/a.jpg", "/home/me/My Cat.jpg", "~/cat.png", "C:\\Users\\me\\cat.jpg"):
+        assert accepts(form), f"the schema tells an assistant it may pass {form}"
+    for form in ("file:///home/me/cat.jpg", "data:image/png;base64,iVBORw0KGgo=", "upload:uploads/ab/cat.jpg"):
+        assert accepts(form), f"the schema tells an assistant it may pass {form}"
+    for form in ("http://img.example.com/a.jpg", "cat.jpg", "ftp://x/a.jpg", "data:text/plain;base64,AAAA"):
+        assert not accepts(form), f"the schema refuses {form}"
     assert edit["prompt"]["maxLength"] == catalog.MAX_PROMPT_CHARS
     assert tools["edit_image"].input_schema["required"] == ["prompt", "image_urls"]
 

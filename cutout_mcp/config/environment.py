@@ -34,6 +34,7 @@ ENV_VARS = {
     "confirm_spend": "CUTOUT_CONFIRM_SPEND",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",
     "max_request_body_size": "CUTOUT_MAX_REQUEST_BODY",
+    "input_dirs": "CUTOUT_INPUT_DIRS",
     "oauth_issuer": "CUTOUT_OAUTH_ISSUER",
     "oauth_introspection_url": "CUTOUT_OAUTH_INTROSPECTION_URL",
     "oauth_resource_url": "CUTOUT_OAUTH_RESOURCE_URL",

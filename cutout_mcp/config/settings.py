@@ -101,6 +101,9 @@ class Settings(BaseModel):
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
     max_request_body_size: int = Field(default=DEFAULT_MAX_REQUEST_BODY, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
+    input_dirs: tuple[Path, ...] | None = None
+    """Folders whose images the tools may read when given a local path (a path list, separated like PATH;
+    `none` for no folder). Unset: your home folder on stdio, no folder on the HTTP transports."""
     oauth_issuer: str | None = None
     """OAuth resource-server mode (see `server/oauth.py`): the authorization server's issuer URL."""
     oauth_introspection_url: str | None = None
@@ -213,6 +216,19 @@ class Settings(BaseModel):
             raise ValueError("must be off, always, or above:N where N is a whole number of credits (e.g. above:4)")
         return f"above:{int(rule[6:])}" if rule.startswith("above:") else rule
 
+    @field_validator("input_dirs", mode="before")
+    @classmethod
+    def _path_list(cls, value: object) -> object:
+        """`os.pathsep`-separated (`:` on POSIX, `;` on Windows, whose paths hold a colon); `none` is no folder."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return ()
+        paths = [Path(item.strip()).expanduser() for item in value.split(os.pathsep) if item.strip()]
+        if any(not path.is_absolute() for path in paths):
+            raise ValueError("every folder must be an absolute path (or ~/...)")
+        return tuple(paths)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -299,6 +315,14 @@ class Settings(BaseModel):
         if self.confirm_spend == "off":
             return None
         return 0 if self.confirm_spend == "always" else int(self.confirm_spend.removeprefix("above:"))
+
+    @property
+    def allowed_input_dirs(self) -> tuple[Path, ...]:
+        """The folders local image paths may be read from: CUTOUT_INPUT_DIRS, else the user's home on stdio
+        (the user's own machine) and nothing over HTTP (the caller's disk is not this machine's)."""
+        if self.input_dirs is not None:
+            return self.input_dirs
+        return (Path.home(),) if self.transport == "stdio" else ()
 
     @property
     def binds_loopback(self) -> bool:

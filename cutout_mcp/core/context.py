@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -23,10 +23,13 @@ from cutout_mcp.core.downloads import Downloads
 from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.paid import PaidCalls
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.results import VideoJob
+from cutout_mcp.core.staged import StagedImages
 from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
+from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ class AppContext:
     """Pre-flight image checks; None when CUTOUT_PREFLIGHT=off."""
     staging: ObjectStore | None = None
     """Where local, inline and uploaded images are staged for cutout.pro; None when there is nowhere."""
+    staged: StagedImages = field(default=None)  # type: ignore[assignment]
+    """Naming, staging and releasing images in `staging` (made from it and the ledger when not given)."""
+
+    def __post_init__(self) -> None:
+        if self.staged is None:
+            self.staged = StagedImages(self.staging, self.ledger)
 
 
 @asynccontextmanager
@@ -72,9 +81,7 @@ async def open_context(
         open_staging(settings, staging) as staging,  # the given store, or the bucket the settings name
         client,
         open_storage(settings, the_clock) if storage is None else _lent(storage) as ledger,
-        JobWatcher(
-            client.get_video, the_clock, poll_policy or PollPolicy(), on_update=ledger.update_job
-        ).running() as watcher,
+        _watcher(client, ledger, the_clock, poll_policy, staged := StagedImages(staging, ledger)).running() as watcher,
         open_inspector(settings, inspector) as checker,
         Downloads(
             settings.output_dir,
@@ -85,6 +92,7 @@ async def open_context(
     ):
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
+        await staged.sweep()  # what finished jobs left staged before a restart
         yield AppContext(
             settings=settings,
             client=client,
@@ -101,12 +109,30 @@ async def open_context(
             downloads=got,
             inspector=checker,
             staging=staging,
+            staged=staged,
         )
 
 
 @asynccontextmanager
 async def _lent(storage: Storage) -> AsyncIterator[Storage]:
     yield storage
+
+
+def _watcher(
+    client: CutoutClient, ledger: Storage, clock: Clock, policy: PollPolicy | None, staged: StagedImages
+) -> JobWatcher:
+    """The poll loops: each read shows a staged image's source, not its presigned URL; each update is
+    recorded, and a finished job's staged image released."""
+
+    async def read(job_id: int) -> UpstreamVideoJob:
+        return await staged.relabel(await client.get_video(job_id))
+
+    async def update(job: VideoJob) -> None:
+        await ledger.update_job(job)
+        if job.finished:
+            await staged.release_job(job.id)
+
+    return JobWatcher(read, clock, policy or PollPolicy(), on_update=update)
 
 
 def guard_lease(settings: Settings) -> float:

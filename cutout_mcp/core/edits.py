@@ -9,13 +9,17 @@ spent, and the message says so by pointing at another prompt or model rather tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from cutout_mcp.catalog import EditModel
 from cutout_mcp.core.consent import Consent, Spend, question_for
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.image_rules import ImageFacts, check_edit_facts
+from cutout_mcp.core.image_sources import load_image
 from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_millis
-from cutout_mcp.core.validation import check_edit_images, check_image_url, check_prompt
-from cutout_mcp.upstream.errors import MissingApiKeyError
+from cutout_mcp.core.staged import PlannedImage
+from cutout_mcp.core.validation import check_edit_images, check_prompt
+from cutout_mcp.upstream.errors import CutoutError, MissingApiKeyError, UpstreamError
 from cutout_mcp.upstream.models import UpstreamEditResult
 
 
@@ -24,7 +28,8 @@ class EditPlan:
     """An edit that passed every free check: what will be sent, what it costs, what to ask first."""
 
     prompt: str
-    urls: list[str]
+    images: list[PlannedImage]
+    """Each source: its label (shown) and how to send it (a URL as given, or staged bytes)."""
     entry: EditModel
     aspect_ratio: str
     spend: Spend
@@ -43,38 +48,59 @@ async def plan_edit(
     """Check the arguments and the images (free), and state the spend."""
     text = check_prompt(prompt, required=True)
     assert text is not None
-    trusted = app.settings.trusted_image_origins
-    urls = [
-        check_image_url(url, f"image_urls[{i}]", https_only=True, trusted_origins=trusted)
+    entry = check_edit_images(model, image_urls)
+    check = partial(_check_for_model, model=entry)
+    sources = [
+        await load_image(
+            url, f"image_urls[{i}]", settings=app.settings, store=app.staging, check=check, https_only=True
+        )
         for i, url in enumerate(image_urls)
     ]
-    entry = check_edit_images(model, urls)
     if not app.client.has_key:  # refused before fetching images or asking the user
         raise MissingApiKeyError()
+    images = [await app.staged.plan(source) for source in sources]
+    remote = [(i, image.remote_url) for i, image in enumerate(images) if image.remote_url is not None]
     if app.inspector is not None:
-        await app.inspector.check_edit_images(urls, entry)
-    spend = Spend("edit_image", entry.name, tuple(urls), text, entry.credits)
+        for index, url in remote:
+            await app.inspector.check_edit_images([url], entry, first_index=index)
+    spend = Spend("edit_image", entry.name, tuple(image.label for image in images), text, entry.credits)
     question = await question_for(app.ledger, app.settings, principal, spend)
-    return EditPlan(text, urls, entry, aspect_ratio, spend, question)
+    return EditPlan(text, images, entry, aspect_ratio, spend, question)
+
+
+def _check_for_model(argument: str, facts: ImageFacts, *, model: EditModel) -> None:
+    check_edit_facts(argument, facts, model)
 
 
 async def edit_image(
     app: AppContext, principal: str, plan: EditPlan, consent: Consent | None = None
 ) -> Delivered[EditResult]:
     """Pay for the planned edit once and return it (with a preview); `consent` covers a confirmed spend."""
-    text, urls, entry, aspect_ratio = plan.prompt, plan.urls, plan.entry, plan.aspect_ratio
+    text, images, entry, aspect_ratio = plan.prompt, plan.images, plan.entry, plan.aspect_ratio
 
     async def record(charge: int, edited: UpstreamEditResult) -> None:
         await app.ledger.record_edit(charge, edited.id, entry.name)
 
-    paid = await app.paid.call(
-        principal,
-        "edit",
-        entry.credits,
-        lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls),
-        record,
-        consent=consent,
-    )
+    keep = False
+    try:
+        async with app.staged.holding(images):
+            urls = [await app.staged.url(image) for image in images]
+            paid = await app.paid.call(
+                principal,
+                "edit",
+                entry.credits,
+                lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls),
+                record,
+                consent=consent,
+            )
+    except CutoutError as exc:
+        keep = exc.may_have_charged and not isinstance(exc, UpstreamError)  # not answered: may still fetch
+        raise
+    finally:
+        if not keep:  # answered (or never sent): cutout.pro is done with the staged copies
+            for key in {image.staged_key for image in images if image.staged_key is not None}:
+                await app.staged.release(key)
+    await app.staged.drop_uploads(images)
     result = paid.value
     if result.status != 1 or not result.image_url:
         reason = result.fail_reason or "no reason given"
@@ -90,7 +116,7 @@ async def edit_image(
         model=result.model or entry.name,
         aspect_ratio=result.aspect_ratios or aspect_ratio,
         prompt=text,
-        reference_image_urls=result.reference_image_url or urls,
+        reference_image_urls=[image.label for image in images],
         duration_seconds=result.duration,
         created_at=iso_from_millis(result.created_at),
         credits_charged=entry.credits,

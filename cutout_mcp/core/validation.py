@@ -24,9 +24,28 @@ class InvalidArgumentError(CutoutMcpError, ValueError):
 
 def url_pattern(*, https_only: bool, trusted_origins: tuple[str, ...] = ()) -> str:
     """The schema pattern for an image URL: scheme, then no whitespace."""
+    return "^(" + _url_prefixes(https_only, trusted_origins) + r")[^\s]+$"
+
+
+def _url_prefixes(https_only: bool, trusted_origins: tuple[str, ...]) -> str:
     alternatives = ["https://" if https_only else "https?://"]
     alternatives += [re.escape(origin.rstrip("/")) + "/" for origin in trusted_origins]
-    return "^(" + "|".join(alternatives) + r")[^\s]+$"
+    return "|".join(alternatives)
+
+
+def image_pattern(*, https_only: bool, trusted_origins: tuple[str, ...] = ()) -> str:
+    """The schema pattern for an image argument: a URL as `url_pattern` says, an absolute local path
+    (`/…`, `~…`, `C:\\…`, `\\\\server\\…`; spaces allowed), a `file:` URI, a JPEG/PNG `data:` URI or
+    an `upload:` reference (`core.image_sources` parses each)."""
+    urls = _url_prefixes(https_only, trusted_origins)
+    others = [
+        r"(" + urls + r")[^\s]+",
+        r"data:image/(jpeg|jpg|png);base64,[A-Za-z0-9+/=]+",
+        r"upload:[^\s]+",
+        r"file:[^\s]+",
+        r"(/|~|[A-Za-z]:[\\/]|\\\\)[^\n\r]*",
+    ]
+    return "^(" + "|".join(others) + ")$"
 
 
 def check_image_url(url: str, argument: str, *, https_only: bool, trusted_origins: tuple[str, ...] = ()) -> str:

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from cutout_mcp import catalog
 from cutout_mcp.core.consent import Consent, Spend, needs_confirmation, question_for
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.image_rules import check_video_facts
+from cutout_mcp.core.image_sources import load_image
 from cutout_mcp.core.pace import ProgressCallback
 from cutout_mcp.core.paid import Dedupe, Paid
 from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, VideoJob
-from cutout_mcp.core.validation import check_image_url, check_prompt, parse_job_id
+from cutout_mcp.core.staged import PlannedImage
+from cutout_mcp.core.validation import check_prompt, parse_job_id
 from cutout_mcp.errors import CutoutMcpError
-from cutout_mcp.upstream.errors import MissingApiKeyError
+from cutout_mcp.upstream.errors import CutoutError, MissingApiKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ def next_step(job_id: int) -> str:
 class VideoPlan:
     """A video request that passed every free check: what will be sent, what it costs, what to ask first."""
 
-    url: str
+    image: PlannedImage
+    """The source: its label (shown), its identity (what makes two requests the same) and how to send it."""
     prompt: str | None
     force_new: bool
     spend: Spend
@@ -58,44 +62,71 @@ async def plan_video(
     """Check the arguments and the image (free), and state the spend: nothing when an identical
     unfinished job would be returned instead."""
     started = app.clock.now()
-    trusted = app.settings.trusted_image_origins
-    url = check_image_url(image_url, "image_url", https_only=False, trusted_origins=trusted)
+    source = await load_image(
+        image_url, "image_url", settings=app.settings, store=app.staging, check=check_video_facts, https_only=False
+    )
     text = check_prompt(prompt, required=False)
     if not app.client.has_key:  # refused before fetching images or asking the user
         raise MissingApiKeyError()
-    if app.inspector is not None:
-        await app.inspector.check_video_image(url)
+    image = await app.staged.plan(source)
+    if app.inspector is not None and image.remote_url is not None:
+        await app.inspector.check_video_image(image.remote_url)
     credits = catalog.VIDEO_CREDITS
     asking = needs_confirmation(app.settings.confirm_spend_above, credits) and not force_new
-    if asking and await app.ledger.find_active(principal, url, text) is not None:
+    if asking and await app.ledger.find_active(principal, image.identity, text) is not None:
         credits = 0  # a reuse is free, so nobody is asked; PaidCalls re-checks when it pays
-    spend = Spend("generate_video", "image-to-video", (url,), text, credits)
+    spend = Spend("generate_video", "image-to-video", (image.label,), text, credits)
     question = await question_for(app.ledger, app.settings, principal, spend)
-    return VideoPlan(url, text, force_new, spend, question, started)
+    return VideoPlan(image, text, force_new, spend, question, started)
 
 
 async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent: Consent | None = None) -> Paid[int]:
-    """Pay for the job once per identical unfinished request."""
-    url, text = plan.url, plan.prompt
+    """Pay for the job once per identical unfinished request (identical: same image content and prompt).
+
+    A staged image is put in the store (once) before paying; if nothing was charged in the end, it is
+    released again, and an upload it came from is deleted once a job uses its content."""
+    image, text = plan.image, plan.prompt
 
     async def find() -> int | None:
-        existing = await app.ledger.find_active(principal, url, text)
+        existing = await app.ledger.find_active(principal, image.identity, text)
         if existing is not None:
             logger.info("Reusing unfinished video job %s instead of paying again", existing.id)
         return None if existing is None else existing.id
 
     async def record(charge: int, job_id: int) -> None:
-        await app.ledger.record_video_job(charge, job_id, principal, url, text, catalog.VIDEO_CREDITS)
+        await app.ledger.record_video_job(
+            charge,
+            job_id,
+            principal,
+            image.label,
+            text,
+            catalog.VIDEO_CREDITS,
+            image_ref=image.identity,
+            staged_key=image.staged_key,
+        )
 
-    return await app.paid.call(
-        principal,
-        "video",
-        catalog.VIDEO_CREDITS,
-        lambda: app.client.submit_video(url, text),
-        record,
-        dedupe=None if plan.force_new else Dedupe((url, text), find),
-        consent=consent,
-    )
+    used = False
+    try:
+        async with app.staged.holding([image]):
+            url = await app.staged.url(image)
+            paid = await app.paid.call(
+                principal,
+                "video",
+                catalog.VIDEO_CREDITS,
+                lambda: app.client.submit_video(url, text),
+                record,
+                dedupe=None if plan.force_new else Dedupe((image.identity, text), find),
+                consent=consent,
+            )
+            used = True
+    except CutoutError as exc:
+        used = exc.may_have_charged  # cutout.pro may fetch it for a job whose id was lost: keep it
+        raise
+    finally:
+        if image.staged_key is not None and not used:
+            await app.staged.release(image.staged_key)
+    await app.staged.drop_uploads([image])
+    return paid
 
 
 async def generate_video(
@@ -150,6 +181,7 @@ async def get_video_result(
 
 async def list_video_jobs(app: AppContext, principal: str, status: JobStatus | None = None, limit: int = 20) -> JobList:
     """The caller's jobs from the ledger, newest first, with the credits spent (free; nothing is sent)."""
+    await app.staged.sweep()  # finished jobs the ledger knows of give their staged images up
     jobs = await app.ledger.list_jobs(principal, status, limit)
     credits = await app.ledger.credits(principal, app.settings.credit_budget)
     which = f" {status}" if status else ""

@@ -14,9 +14,12 @@ from pydantic_core import ErrorDetails
 from cutout_mcp import catalog
 
 RULES = {
-    "image_url": "must be an http(s) URL of a public image",
-    "image_urls": f"must be a list of {catalog.MIN_EDIT_IMAGES} to {catalog.MAX_EDIT_IMAGES} https:// image URLs",
-    "image_urls[]": f"must be an https:// URL of a public {' or '.join(catalog.EDIT_IMAGE_FORMATS)} image",
+    "image_url": "must be an http(s) URL of a public image, an absolute local path, a file:// URI, "
+    "a data:image/jpeg|png;base64 URI or an upload: reference",
+    "image_urls": f"must be a list of {catalog.MIN_EDIT_IMAGES} to {catalog.MAX_EDIT_IMAGES} images "
+    "(https:// URLs, local paths, data: URIs or upload: references)",
+    "image_urls[]": f"must be an https:// URL of a public {' or '.join(catalog.EDIT_IMAGE_FORMATS)} image, an "
+    "absolute local path, a file:// URI, a data:image/jpeg|png;base64 URI or an upload: reference",
     "id": "must be a positive integer job id (or a string of digits) below 2^63",
 }
 """The rule to state for arguments whose raw pydantic message says little."""

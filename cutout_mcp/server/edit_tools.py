@@ -16,8 +16,9 @@ from cutout_mcp import catalog
 from cutout_mcp.config import Settings
 from cutout_mcp.core import edits
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
 from cutout_mcp.core.results import EditResult
-from cutout_mcp.core.validation import url_pattern
+from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result
 from cutout_mcp.server.spend import SpendConfirmation
@@ -114,10 +115,11 @@ def _edit_image_tool(server: MCPServer[AppContext]) -> Callable[[Callable[..., A
 
 
 def _edit_image_url_field(settings: Settings) -> Any:
-    """One image URL's constraints: https only, except from the origins `settings` trusts (the sandbox's)."""
+    """One image's constraints: an https URL (plain http only from the origins `settings` trusts), a local
+    path, a `data:` URI or an `upload:` reference."""
     return Field(
-        pattern=url_pattern(https_only=True, trusted_origins=settings.trusted_image_origins),
-        max_length=catalog.MAX_URL_CHARS,
+        pattern=image_pattern(https_only=True, trusted_origins=settings.trusted_image_origins),
+        max_length=MAX_IMAGE_ARGUMENT_CHARS,
     )
 
 
@@ -125,7 +127,7 @@ def _image_urls_field() -> Any:
     return Field(
         min_length=catalog.MIN_EDIT_IMAGES,
         max_length=catalog.MAX_EDIT_IMAGES,
-        description="HTTPS URLs of the reference images (" + " or ".join(catalog.EDIT_IMAGE_FORMATS) + ").",
+        description=texts.EDIT_IMAGE_URLS,
     )
 
 

@@ -22,8 +22,8 @@ INSTRUCTIONS = f"""\
 cutout-mcp turns still images into short videos and edits images with cutout.pro. Every paid call \
 spends the user's cutout.pro credits, so call paid tools only when the user asked for the result.
 
-- edit_image: edit {catalog.MIN_EDIT_IMAGES}-{catalog.MAX_EDIT_IMAGES} reference images (public HTTPS \
-JPEG/PNG URLs) with a prompt; answers with the edited image's URL. Costs {_edit_prices()}.
+- edit_image: edit {catalog.MIN_EDIT_IMAGES}-{catalog.MAX_EDIT_IMAGES} reference images (JPEG/PNG) with a \
+prompt; answers with the edited image's URL. Costs {_edit_prices()}.
 - generate_video: start an image-to-video job ({catalog.VIDEO_CREDITS} credits) and wait a bounded time \
 for it. Videos take minutes, so the result is often still 'queued' or 'processing'.
 - get_video_result: free. Check on a video job by its id; with wait_seconds > 0 it waits for it.
@@ -31,6 +31,12 @@ for it. Videos take minutes, so the result is often still 'queued' or 'processin
 started in an earlier conversation.
 - get_upload_url: free. A URL to PUT an image file to (when the server has a staging bucket), and the \
 image_url to pass to the paid tools afterwards: for a file this server cannot read itself.
+
+Images: pass a public https URL, or the user's file as it is: an absolute local path (~/Pictures/cat.jpg, \
+/Users/me/cat.png, C:\\Users\\me\\cat.jpg) or file:// URI, a data:image/jpeg|png;base64 URI, or the \
+image_url that get_upload_url returned after the file was uploaded (for a server on another machine). \
+The server checks a local image (JPEG or PNG, at most {catalog.MAX_IMAGE_MB} MB) and hands it to cutout.pro \
+itself; there is no need to host it anywhere.
 
 Resuming: a job that is not finished when generate_video returns keeps running at cutout.pro. Keep its \
 id and call get_video_result(id=..., wait_seconds=...) until status is 'succeeded' (then give the user \
@@ -72,9 +78,9 @@ EDIT_IMAGE = (
     f"Edit {catalog.MIN_EDIT_IMAGES} to {catalog.MAX_EDIT_IMAGES} reference images with a prompt using one of "
     "cutout.pro's models, and return the edited image's URL. COSTS CREDITS per call: "
     + "; ".join(f"{m.name} {m.credits}" for m in catalog.EDIT_MODELS)
-    + ". Images must be public HTTPS URLs of "
+    + ". Images are public HTTPS URLs or local files (a path, a data: URI or an upload) of "
     + " or ".join(catalog.EDIT_IMAGE_FORMATS)
-    + " files, at most "
+    + " images, at most "
     + "; ".join(f"{m.max_images} for {m.name}" for m in catalog.EDIT_MODELS if m.max_images < catalog.MAX_EDIT_IMAGES)
     + "."
     + "".join(f" {m.name} also needs {m.size_rules.describe()}." for m in catalog.EDIT_MODELS if m.size_rules)
@@ -101,10 +107,20 @@ WAIT_SECONDS = (
     "call after about 60 s, so keep it below that."
 )
 
+IMAGE_FORMS = (
+    "an absolute local path to the file (/…, ~/…, C:\\…) or a file:// URI, a data:image/jpeg|png;base64 URI, "
+    "or the upload:… image_url that get_upload_url returned"
+)
+
 VIDEO_IMAGE_URL = (
-    f"Public http(s) URL of the source image: JPEG or PNG, sides between "
+    f"The source image: a public http(s) URL, or {IMAGE_FORMS}. JPEG or PNG, sides between "
     f"{catalog.VIDEO_MIN_SIDE_PX} and {catalog.VIDEO_MAX_SIDE_PX} px, at most "
     f"{catalog.MAX_IMAGE_MB} MB."
+)
+
+EDIT_IMAGE_URLS = (
+    f"The reference images ({' or '.join(catalog.EDIT_IMAGE_FORMATS)}, at most {catalog.MAX_IMAGE_MB} MB each): "
+    f"each a public https URL, or {IMAGE_FORMS}."
 )
 
 

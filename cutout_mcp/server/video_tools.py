@@ -16,8 +16,9 @@ from cutout_mcp import catalog
 from cutout_mcp.config import Settings
 from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.core.validation import url_pattern
+from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result, progress_sender
 from cutout_mcp.server.spend import SpendConfirmation
@@ -42,8 +43,9 @@ ForceNew = Annotated[
     bool,
     Field(
         description=(
-            "Pay for a new job even while an identical one (same image_url and prompt) is still "
-            "queued or processing. Without it, that unfinished job is returned instead, free."
+            "Pay for a new job even while an identical one (same image and prompt: the same image content, "
+            "whatever path or URL it came by) is still queued or processing. Without it, that unfinished job is "
+            "returned instead, free."
         )
     ),
 ]
@@ -144,11 +146,12 @@ def _generate_video_tool(server: MCPServer[AppContext]) -> Callable[[Callable[..
 
 
 def _video_image_url_field(settings: Settings) -> Any:
-    """The image URL's constraints: plain http only from the origins `settings` trusts (the sandbox's)."""
+    """The image argument's constraints: a URL (plain http only from the origins `settings` trusts, the
+    sandbox's), a local path, a `data:` URI or an `upload:` reference."""
     return Field(
         description=texts.VIDEO_IMAGE_URL,
-        pattern=url_pattern(https_only=False, trusted_origins=settings.trusted_image_origins),
-        max_length=catalog.MAX_URL_CHARS,
+        pattern=image_pattern(https_only=False, trusted_origins=settings.trusted_image_origins),
+        max_length=MAX_IMAGE_ARGUMENT_CHARS,
     )
 
 

@@ -144,9 +144,21 @@ class Storage(ABC):
 
     @abstractmethod
     async def record_video_job(
-        self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
+        self,
+        charge: int | None,
+        job_id: int,
+        principal: str,
+        image_url: str,
+        prompt: str | None,
+        credits: int,
+        *,
+        image_ref: str | None = None,
+        staged_key: str | None = None,
     ) -> None:
-        """Write a just-submitted job (and tie its charge to it) in one transaction."""
+        """Write a just-submitted job (and tie its charge to it) in one transaction.
+
+        `image_url` is what is shown (a URL, a path, `upload:…`); `image_ref` identifies the request for
+        `find_active` (default: `image_url`); `staged_key` is the staged object the job uses, if any."""
 
     @abstractmethod
     async def update_job(self, job: VideoJob) -> None:
@@ -164,8 +176,27 @@ class Storage(ABC):
         """The caller's jobs, newest first."""
 
     @abstractmethod
-    async def find_active(self, principal: str, image_url: str, prompt: str | None) -> LedgerJob | None:
-        """The newest unfinished job for the same request, which a new submit would pay for again."""
+    async def find_active(self, principal: str, image_ref: str, prompt: str | None) -> LedgerJob | None:
+        """The newest unfinished job for the same request (same `image_ref` and prompt), which a new submit
+        would pay for again."""
+
+    # --- staged images ---------------------------------------------------------------
+
+    @abstractmethod
+    async def staged_key_of(self, job_id: int) -> str | None:
+        """The staged object job `job_id` still holds, if any."""
+
+    @abstractmethod
+    async def staged_key_in_use(self, key: str) -> bool:
+        """Whether an unfinished job uses the staged object `key` (then it must not be deleted)."""
+
+    @abstractmethod
+    async def forget_staged(self, key: str) -> None:
+        """Finished jobs no longer hold `key` (it was deleted, or an unfinished job holds it now)."""
+
+    @abstractmethod
+    async def finished_staged_keys(self, limit: int = 100) -> list[str]:
+        """Staged objects that finished jobs still hold: what a sweep releases (after a restart, say)."""
 
     # --- the dedupe guard ------------------------------------------------------------
 

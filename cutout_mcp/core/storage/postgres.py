@@ -238,14 +238,24 @@ class PostgresStorage(Storage):
     # --- video jobs ----------------------------------------------------------------
 
     async def record_video_job(
-        self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
+        self,
+        charge: int | None,
+        job_id: int,
+        principal: str,
+        image_url: str,
+        prompt: str | None,
+        credits: int,
+        *,
+        image_ref: str | None = None,
+        staged_key: str | None = None,
     ) -> None:
         now = self._clock.now()
         async with self._transaction() as cur:
             await cur.execute(
-                "INSERT INTO video_jobs (id, principal, image_url, prompt, status, credits, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (job_id, principal, image_url, prompt, credits, now, now),
+                "INSERT INTO video_jobs (id, principal, image_url, image_ref, staged_key, prompt, status, credits, "
+                "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'queued', %s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING",
+                (job_id, principal, image_url, image_ref or image_url, staged_key, prompt, credits, now, now),
             )
             if charge is not None:
                 await cur.execute("UPDATE charges SET ref_id = %s WHERE seq = %s", (job_id, charge))
@@ -276,13 +286,34 @@ class PostgresStorage(Storage):
         )
         return [job_from_row(row) for row in rows]
 
-    async def find_active(self, principal: str, image_url: str, prompt: str | None) -> LedgerJob | None:
+    async def find_active(self, principal: str, image_ref: str, prompt: str | None) -> LedgerJob | None:
         row = await self._one(
-            "SELECT * FROM video_jobs WHERE principal = %s AND image_url = %s AND prompt IS NOT DISTINCT FROM "
+            "SELECT * FROM video_jobs WHERE principal = %s AND image_ref = %s AND prompt IS NOT DISTINCT FROM "
             "%s::text AND status IN (%s, %s) ORDER BY created_at DESC, id DESC LIMIT 1",
-            (principal, image_url, prompt, *ACTIVE_STATUSES),
+            (principal, image_ref, prompt, *ACTIVE_STATUSES),
         )
         return None if row is None else job_from_row(row)
+
+    # --- staged images ---------------------------------------------------------------
+
+    async def staged_key_of(self, job_id: int) -> str | None:
+        row = await self._one("SELECT staged_key FROM video_jobs WHERE id = %s", (job_id,))
+        return None if row is None else row["staged_key"]
+
+    async def staged_key_in_use(self, key: str) -> bool:
+        sql = "SELECT 1 AS used FROM video_jobs WHERE staged_key = %s AND status IN (%s, %s) LIMIT 1"
+        return await self._one(sql, (key, *ACTIVE_STATUSES)) is not None
+
+    async def forget_staged(self, key: str) -> None:
+        sql = "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = %s AND status NOT IN (%s, %s)"
+        await self._execute(sql, (key, *ACTIVE_STATUSES))
+
+    async def finished_staged_keys(self, limit: int = 100) -> list[str]:
+        sql = (
+            "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (%s, %s) "
+            "LIMIT %s"
+        )
+        return [row["staged_key"] for row in await self._all(sql, (*ACTIVE_STATUSES, limit))]
 
     # --- the dedupe guard ------------------------------------------------------------
 

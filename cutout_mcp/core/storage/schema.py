@@ -9,7 +9,8 @@ Version 1 is the ledger as it was before versioning (`CREATE ... IF NOT EXISTS`)
 `ledger.sqlite3` upgrades in place. Version 2 adds what several processes need to act as one server:
 the spend counter that makes the budget exact, the dedupe guards, the charges' request key and the
 durable tasks. Version 3 adds the secrets every process must share, such as the key that seals a
-spend question's state (`Storage.shared_secret`).
+spend question's state (`Storage.shared_secret`). Version 4 tells a job's image source from its identity
+and remembers its staged object (`IMAGE_SOURCES`).
 
 Times are epoch seconds (REAL / DOUBLE PRECISION) from the server's clock, job and edit ids are
 cutout.pro's 64-bit integers.
@@ -18,6 +19,18 @@ cutout.pro's 64-bit integers.
 from __future__ import annotations
 
 SCHEMA_LOCK_ID = 0x6375_746F_7574  # "cutout": the PostgreSQL advisory lock held while migrating
+
+IMAGE_SOURCES: tuple[str, ...] = (
+    "ALTER TABLE video_jobs ADD COLUMN image_ref TEXT",
+    "UPDATE video_jobs SET image_ref = image_url",
+    "ALTER TABLE video_jobs ADD COLUMN staged_key TEXT",
+    "DROP INDEX IF EXISTS video_jobs_same_request",
+    "CREATE INDEX video_jobs_same_image ON video_jobs (principal, image_ref, status)",
+    "CREATE INDEX video_jobs_staged ON video_jobs (staged_key) WHERE staged_key IS NOT NULL",
+)
+"""Version 4, the same in both dialects: `image_url` now holds where the image came from (a URL, a path,
+`upload:…`, `data: (…)`), `image_ref` what identifies the request (the URL, or the staged content's
+digest) and `staged_key` the staged object to delete once the job is finished."""
 
 SQLITE: tuple[tuple[str, ...], ...] = (
     (
@@ -48,6 +61,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tasks_expiry ON tasks (expires_at)",
     ),
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
+    IMAGE_SOURCES,
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -80,6 +94,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tasks_expiry ON tasks (expires_at)",
     ),
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
+    IMAGE_SOURCES,
 )
 
 VERSION = len(SQLITE)

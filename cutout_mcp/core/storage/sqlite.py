@@ -135,9 +135,19 @@ class SqliteStorage(Storage):
     # --- video jobs ----------------------------------------------------------------
 
     async def record_video_job(
-        self, charge: int | None, job_id: int, principal: str, image_url: str, prompt: str | None, credits: int
+        self,
+        charge: int | None,
+        job_id: int,
+        principal: str,
+        image_url: str,
+        prompt: str | None,
+        credits: int,
+        *,
+        image_ref: str | None = None,
+        staged_key: str | None = None,
     ) -> None:
-        await self._run(sql.record_video_job, charge, job_id, principal, image_url, prompt, credits, self._now())
+        job = (job_id, principal, image_url, image_ref or image_url, staged_key, prompt, credits)
+        await self._run(sql.record_video_job, charge, job, self._now())
 
     async def update_job(self, job: VideoJob) -> None:
         await self._run(sql.update_job, job, self._now())
@@ -159,14 +169,32 @@ class SqliteStorage(Storage):
         )
         return [job_from_row(row) for row in rows]
 
-    async def find_active(self, principal: str, image_url: str, prompt: str | None) -> LedgerJob | None:
+    async def find_active(self, principal: str, image_ref: str, prompt: str | None) -> LedgerJob | None:
         row = await self._run(
             sql.one,
-            "SELECT * FROM video_jobs WHERE principal = ? AND image_url = ? AND prompt IS ? "
+            "SELECT * FROM video_jobs WHERE principal = ? AND image_ref = ? AND prompt IS ? "
             "AND status IN (?, ?) ORDER BY created_at DESC, id DESC LIMIT 1",
-            (principal, image_url, prompt, *ACTIVE_STATUSES),
+            (principal, image_ref, prompt, *ACTIVE_STATUSES),
         )
         return None if row is None else job_from_row(row)
+
+    # --- staged images ---------------------------------------------------------------
+
+    async def staged_key_of(self, job_id: int) -> str | None:
+        row = await self._run(sql.one, "SELECT staged_key FROM video_jobs WHERE id = ?", (job_id,))
+        return None if row is None else row[0]
+
+    async def staged_key_in_use(self, key: str) -> bool:
+        query = "SELECT 1 FROM video_jobs WHERE staged_key = ? AND status IN (?, ?) LIMIT 1"
+        return await self._run(sql.one, query, (key, *ACTIVE_STATUSES)) is not None
+
+    async def forget_staged(self, key: str) -> None:
+        query = "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = ? AND status NOT IN (?, ?)"
+        await self._run(sql.execute, query, (key, *ACTIVE_STATUSES))
+
+    async def finished_staged_keys(self, limit: int = 100) -> list[str]:
+        query = "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (?, ?) LIMIT ?"
+        return [row[0] for row in await self._run(sql.all_rows, query, (*ACTIVE_STATUSES, limit))]
 
     # --- the dedupe guard ------------------------------------------------------------
 

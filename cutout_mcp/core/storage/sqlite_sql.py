@@ -76,24 +76,16 @@ def credits(db: Db, principal: str, budget: int | None) -> CreditSummary:
     return credit_summary(total, int(mine[0]), budget)
 
 
-def record_video_job(
-    db: Db,
-    charge: int | None,
-    job_id: int,
-    principal: str,
-    image_url: str,
-    prompt: str | None,
-    credits: int,
-    now: float,
-) -> None:
+def record_video_job(db: Db, charge: int | None, job: tuple[Any, ...], now: float) -> None:
+    """`job` is (id, principal, image_url, image_ref, staged_key, prompt, credits)."""
     with immediate(db):
         db.execute(
-            "INSERT OR IGNORE INTO video_jobs (id, principal, image_url, prompt, status, credits, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-            (job_id, principal, image_url, prompt, credits, now, now),
+            "INSERT OR IGNORE INTO video_jobs (id, principal, image_url, image_ref, staged_key, prompt, status, "
+            "credits, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (*job, now, now),
         )
         if charge is not None:
-            db.execute("UPDATE charges SET ref_id = ? WHERE seq = ?", (job_id, charge))
+            db.execute("UPDATE charges SET ref_id = ? WHERE seq = ?", (job[0], charge))
 
 
 def update_job(db: Db, job: VideoJob, now: float) -> None:

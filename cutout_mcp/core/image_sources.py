@@ -1,0 +1,244 @@
+"""Where an image argument comes from, and its bytes once they are known to be a JPEG or PNG within limits.
+
+An image argument (`generate_video.image_url`, each of `edit_image.image_urls`) is one of:
+
+- a public `https://` URL (and `http://` for video): passed to cutout.pro as it is (`RemoteImage`);
+- a local path (`/…`, `~/…`, `C:\\…`) or a `file://` URI: read under the rules of `core.input_paths`;
+- a `data:image/jpeg|png;base64,…` URI: decoded (its size is known from its length, before decoding);
+- `upload:<key>`: an object uploaded through `get_upload_url`, read back from the staging store.
+
+The last three become a `CheckedImage`: bytes whose header says JPEG or PNG, with dimensions, checked
+against the tool's rules (`core.image_rules`) in a worker thread before anything is staged or charged.
+Each carries a `label` saying where it came from (the path, `upload:…`, `data: (312 KB PNG)`): that is
+what results, the ledger, logs and the spend question show; a presigned URL is never shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import anyio.to_thread
+
+from cutout_mcp import catalog
+from cutout_mcp.config import Settings
+from cutout_mcp.core import input_paths
+from cutout_mcp.core.image_rules import CONTENT_TYPES, ImageFacts, read_facts, refused
+from cutout_mcp.core.staging import ObjectStore
+from cutout_mcp.core.validation import InvalidArgumentError, check_image_url
+
+DATA_PREFIX = re.compile(r"^data:image/(jpeg|jpg|png);base64,", re.IGNORECASE)
+MAX_DATA_URI_CHARS = len("data:image/jpeg;base64,") + 4 * -(-catalog.MAX_IMAGE_BYTES // 3)
+"""The longest data: URI whose image can be within the 10 MB limit."""
+MAX_IMAGE_ARGUMENT_CHARS = MAX_DATA_URI_CHARS
+UPLOAD_PREFIX = "upload:"
+UPLOAD_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-/]{0,511}$")
+STAGED_PREFIX = "staged/"
+"""Where content-addressed copies live in the store (`core.staged`); never an upload's key."""
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
+
+FacetsCheck = Callable[[str, ImageFacts], None]
+"""A tool's rules for one image: `(argument, facts)`, raising `ImageRefusedError`."""
+
+REMOTE_TRANSPORT = (
+    "{argument} is a local path, but this server runs over {transport} and cannot read the caller's disk. "
+    "Call get_upload_url, upload the file to its upload_url (for example `curl -T photo.jpg '<upload_url>'`), "
+    "and pass the image_url it returns; a public https URL works as it is. Nothing was sent or charged."
+)
+NO_STORE = (
+    "{argument} is {what}, which cutout.pro cannot fetch by itself: this server hands such images over "
+    "through your own object storage, and none is configured. Set CUTOUT_STAGING_URL=s3://bucket/prefix "
+    "with the bucket's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL or "
+    "AWS_REGION for R2, GCS or MinIO), or pass a public https URL of the image, which works as it is. "
+    "Nothing was sent or charged."
+)
+
+
+class StagingUnavailableError(InvalidArgumentError):
+    """A local, inline or uploaded image was given, and there is no store to hand it to cutout.pro."""
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """A URL cutout.pro fetches itself."""
+
+    url: str
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """Bytes that passed the local check, to be staged; `label` says where they came from."""
+
+    data: bytes
+    facts: ImageFacts
+    label: str
+    upload_key: str | None = None
+    """The `get_upload_url` object they were read from, deleted once they are staged under their content."""
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.facts.format]
+
+
+ImageInput = RemoteImage | CheckedImage
+
+
+def kind_of(value: str) -> str:
+    """`url`, `path`, `data`, `upload` or `unknown`, from the argument's form alone."""
+    lowered = value[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        return "url"
+    if lowered.startswith("data:"):
+        return "data"
+    if lowered.startswith(UPLOAD_PREFIX):
+        return "upload"
+    if lowered.startswith("file:") or value.startswith(("/", "~")) or _WINDOWS_PATH.match(value):
+        return "path"
+    return "unknown"
+
+
+def size_label(size: int, fmt: str) -> str:
+    """`data: (312 KB PNG)`."""
+    shown = f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
+    return f"data: ({shown} {fmt})"
+
+
+async def load_image(
+    value: str,
+    argument: str,
+    *,
+    settings: Settings,
+    store: ObjectStore | None,
+    check: FacetsCheck,
+    https_only: bool,
+) -> ImageInput:
+    """The argument as a URL to pass on, or as checked bytes to stage; raises naming the rule it breaks."""
+    value = value.strip()
+    kind = kind_of(value)
+    if kind == "url":
+        return RemoteImage(
+            check_image_url(value, argument, https_only=https_only, trusted_origins=settings.trusted_image_origins)
+        )
+    if kind == "unknown":
+        schemes = "an https URL" if https_only else "an http(s) URL"
+        found = _SCHEME.match(value)
+        given = f"a {found.group(1)}: URI" if found and len(found.group(1)) > 1 else "something else"
+        raise InvalidArgumentError(
+            f"{argument} must be {schemes}, an absolute local path (/…, ~/…, C:\\…), a file:// URI, a "
+            f"data:image/jpeg|png;base64 URI or an upload: reference from get_upload_url; {given} was given."
+        )
+    if kind == "path" and not settings.allowed_input_dirs and settings.transport != "stdio":
+        raise StagingUnavailableError(REMOTE_TRANSPORT.format(argument=argument, transport=settings.transport))
+    if store is None:
+        what = {"path": "a local file", "data": "a data: URI", "upload": "an upload: reference"}[kind]
+        raise StagingUnavailableError(NO_STORE.format(argument=argument, what=what))
+    if kind == "path":
+        return await _from_path(value, argument, settings, check)
+    if kind == "data":
+        return await _from_data_uri(value, argument, check)
+    return await _from_upload(value, argument, store, check)
+
+
+async def _from_path(value: str, argument: str, settings: Settings, check: FacetsCheck) -> CheckedImage:
+    raw = _path_of_file_uri(value, argument) if value[:5].lower() == "file:" else value
+    allowed = settings.allowed_input_dirs
+    if not allowed:
+        raise input_paths.PathRefusedError(
+            f"{argument} was refused before anything was read (no credits spent): CUTOUT_INPUT_DIRS allows no "
+            "folder, so no local file is read; pass a public https URL instead."
+        )
+
+    def read() -> tuple[bytes, ImageFacts]:
+        path = input_paths.resolve(raw, argument, allowed)
+        data = input_paths.read_limited(path, argument)
+        facts = read_facts(data, argument)
+        check(argument, facts)
+        return data, facts
+
+    data, facts = await anyio.to_thread.run_sync(read)
+    return CheckedImage(data, facts, raw)
+
+
+def _path_of_file_uri(value: str, argument: str) -> str:
+    parts = urlsplit(value)
+    if parts.netloc not in ("", "localhost"):
+        raise input_paths.PathRefusedError(
+            f"{argument} names a file on another machine ({parts.netloc}); only this machine's files can be read."
+        )
+    if parts.query or parts.fragment:
+        raise InvalidArgumentError(f"{argument} is a file:// URI with a query or fragment; give the plain file URI.")
+    path = url2pathname(parts.path) if parts.path else ""
+    return unquote(path) if "%" in path else path
+
+
+async def _from_data_uri(value: str, argument: str, check: FacetsCheck) -> CheckedImage:
+    header = DATA_PREFIX.match(value)
+    if header is None:
+        raise InvalidArgumentError(
+            f"{argument} is a data: URI, but only data:image/jpeg;base64,… and data:image/png;base64,… are accepted."
+        )
+    payload_chars = len(value) - header.end()
+    padding = len(value) - len(value.rstrip("="))
+    if payload_chars * 3 // 4 - min(padding, 2) > catalog.MAX_IMAGE_BYTES:  # known before decoding anything
+        raise refused(argument, f"the data: URI's image is larger than {catalog.MAX_IMAGE_MB} MB")
+
+    def decode() -> tuple[bytes, ImageFacts]:
+        try:
+            data = base64.b64decode(value[header.end() :], validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgumentError(f"{argument} is a data: URI whose base64 payload is not valid base64.") from None
+        facts = read_facts(data, argument)
+        check(argument, facts)
+        return data, facts
+
+    data, facts = await anyio.to_thread.run_sync(decode)
+    return CheckedImage(data, facts, size_label(len(data), facts.format))
+
+
+def upload_key(value: str, argument: str) -> str:
+    """The store key an `upload:` reference names, once it is a key `get_upload_url` could have made."""
+    key = value[len(UPLOAD_PREFIX) :]
+    if (
+        not UPLOAD_KEY.match(key)
+        or ".." in key.split("/")
+        or "//" in key
+        or key.startswith(STAGED_PREFIX)
+        or key.endswith("/")
+    ):
+        raise InvalidArgumentError(f"{argument} is not an upload: reference made by get_upload_url.")
+    return key
+
+
+async def _from_upload(value: str, argument: str, store: ObjectStore, check: FacetsCheck) -> CheckedImage:
+    key = upload_key(value, argument)
+    label = UPLOAD_PREFIX + key
+    size = await store.size(key)
+    if size is None:
+        raise InvalidArgumentError(
+            f"{argument}: nothing was uploaded to {label} (or it was already used). Upload the file to the "
+            "upload_url that get_upload_url returned (it expires after 15 minutes), then call again. "
+            "Nothing was sent or charged."
+        )
+    if size > catalog.MAX_IMAGE_BYTES:
+        raise refused(argument, f"the upload is larger than {catalog.MAX_IMAGE_MB} MB")
+    data = await store.get(key, catalog.MAX_IMAGE_BYTES)
+    if len(data) > catalog.MAX_IMAGE_BYTES:
+        raise refused(argument, f"the upload is larger than {catalog.MAX_IMAGE_MB} MB")
+
+    def inspect() -> ImageFacts:
+        facts = read_facts(data, argument)
+        check(argument, facts)
+        return facts
+
+    facts = await anyio.to_thread.run_sync(inspect)
+    return CheckedImage(data, facts, label, upload_key=key)

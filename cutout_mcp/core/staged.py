@@ -1,0 +1,178 @@
+"""Staged images: content-addressed in the store, identified by content, deleted once no job needs them.
+
+A checked image (`core.image_sources.CheckedImage`) is named by an HMAC-SHA256 of its bytes under a
+secret every process sharing the ledger shares (`Storage.shared_secret`), so:
+
+- its store key `staged/<digest>.jpg|png` is the same on every replica and after restarts, and cannot be
+  guessed from the image (nor the image confirmed from the key) without the secret;
+- identical bytes, whatever path, upload or data: URI they came from, are one object, put once (`size()`
+  first), and one request identity (`content:<digest>`): the ledger's `find_active` and the paid path's
+  dedupe use it, never the presigned URL, which changes with every signing.
+
+cutout.pro receives `signed_get_url(key)` for the object; the URL is never recorded or shown.
+
+Deletion: a video job's key is in the ledger (`staged_key`); when a read finds the job finished (the
+watcher's update hook, a sweep at start-up and on `list_video_jobs`), the key is released. An edit's keys
+are released after its answer. Release deletes the object unless an unfinished job in the ledger or a
+submit under way in this process still uses it (content-addressed keys are shared). A failed delete is
+logged and retried by the next sweep; it never fails a call. A submit under way in another replica is not
+visible here: the window is its staging-to-recording time, and the bucket's lifecycle rule is the backstop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+
+from cutout_mcp.core.image_rules import EXTENSIONS
+from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
+from cutout_mcp.core.staging import ObjectStore
+from cutout_mcp.core.storage import Storage
+from cutout_mcp.upstream.models import UpstreamVideoJob
+
+logger = logging.getLogger(__name__)
+
+SECRET_NAME = "staging-content-key"  # noqa: S105 - the name of a secret, not one
+DELETE_SECONDS = 10.0
+"""Bound on one release (ledger check and delete), so a slow store never holds up a read."""
+STAGED_LABEL = "(a staged image)"
+"""Shown for a staged URL upstream echoes when the ledger does not know the job."""
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    """An image argument ready to be sent: its label, its identity, and how to get its URL."""
+
+    label: str
+    identity: str
+    """The URL for a remote image, `content:<digest>` for staged bytes: what makes two requests the same."""
+    remote_url: str | None = None
+    image: CheckedImage | None = None
+    staged_key: str | None = None
+
+
+class StagedImages:
+    """Naming, staging and releasing the images of one server (every tool call shares it)."""
+
+    def __init__(self, store: ObjectStore | None, ledger: Storage) -> None:
+        self.store = store
+        self.ledger = ledger
+        self._secret: bytes | None = None
+        self._held: Counter[str] = Counter()
+        """Keys a submit in this process is staging or paying for: not deleted under it."""
+
+    async def plan(self, source: ImageInput) -> PlannedImage:
+        """The image's identity and key (hashing runs in a worker thread: up to 10 MB)."""
+        if isinstance(source, RemoteImage):
+            return PlannedImage(source.label, source.url, remote_url=source.url)
+        secret = await self._key()
+        digest = await anyio.to_thread.run_sync(lambda: hmac.new(secret, source.data, hashlib.sha256).hexdigest())
+        key = f"{STAGED_PREFIX}{digest}.{EXTENSIONS[source.facts.format]}"
+        return PlannedImage(source.label, f"content:{digest}", image=source, staged_key=key)
+
+    async def _key(self) -> bytes:
+        if self._secret is None:
+            self._secret = await self.ledger.shared_secret(SECRET_NAME, secrets.token_bytes(32))
+        return self._secret
+
+    @asynccontextmanager
+    async def holding(self, images: Iterable[PlannedImage]) -> AsyncIterator[None]:
+        """Keep the images' objects from being released while a submit stages and pays for them."""
+        keys = [image.staged_key for image in images if image.staged_key is not None]
+        self._held.update(keys)
+        try:
+            yield
+        finally:
+            self._held.subtract(keys)
+            for key in keys:
+                if self._held[key] <= 0:
+                    del self._held[key]
+
+    async def url(self, image: PlannedImage) -> str:
+        """What cutout.pro is given: the URL itself, or a presigned URL of the staged copy (put once)."""
+        if image.remote_url is not None:
+            return image.remote_url
+        assert image.image is not None
+        assert image.staged_key is not None
+        assert self.store is not None
+        data = image.image.data
+        if await self.store.size(image.staged_key) != len(data):
+            await self.store.put(image.staged_key, data, image.image.content_type)
+            logger.info("Staged %s (%d bytes) for cutout.pro", image.label, len(data))
+        return await self.store.signed_get_url(image.staged_key)
+
+    async def drop_uploads(self, images: Iterable[PlannedImage]) -> None:
+        """Delete the `get_upload_url` objects whose content is now staged under its own key."""
+        for image in images:
+            key = image.image.upload_key if image.image is not None else None
+            if key is not None and self.store is not None:
+                await self._delete(key, image.label)
+
+    async def release(self, key: str) -> None:
+        """Delete the staged object `key` unless a job still needs it; never raises."""
+        if self.store is None or self._held[key] > 0:
+            return
+        try:
+            with anyio.fail_after(DELETE_SECONDS):
+                if await self.ledger.staged_key_in_use(key):
+                    await self.ledger.forget_staged(key)  # its unfinished job releases it when it finishes
+                    return
+                if await self._delete(key, "a staged image"):
+                    await self.ledger.forget_staged(key)
+        except Exception:
+            logger.warning("Could not release a staged image; the next sweep retries", exc_info=True)
+
+    async def release_job(self, job_id: int) -> None:
+        """A video job finished: release its staged image, if it has one."""
+        if self.store is None:
+            return
+        try:
+            key = await self.ledger.staged_key_of(job_id)
+        except Exception:
+            logger.warning("Could not read the staged image of video job %s", job_id, exc_info=True)
+            return
+        if key is not None:
+            await self.release(key)
+
+    async def sweep(self) -> None:
+        """Release what finished jobs still hold (after a restart, a failed delete, another replica's crash)."""
+        if self.store is None:
+            return
+        try:
+            keys = await self.ledger.finished_staged_keys()
+        except Exception:
+            logger.warning("Could not look for staged images to delete", exc_info=True)
+            return
+        for key in keys:
+            await self.release(key)
+
+    async def _delete(self, key: str, label: str) -> bool:
+        assert self.store is not None
+        try:
+            with anyio.fail_after(DELETE_SECONDS):
+                await self.store.delete(key)
+        except Exception as exc:  # logged, never a reason to fail the call
+            logger.warning("Could not delete %s from the staging store (%s)", label, type(exc).__name__)
+            return False
+        return True
+
+    async def relabel(self, job: UpstreamVideoJob) -> UpstreamVideoJob:
+        """Upstream echoes the URL it was given: a staged one is a credential, so show the source instead."""
+        store = self.store
+        if store is None or not job.image_url or not job.image_url.startswith(store.origin.rstrip("/") + "/"):
+            return job
+        label = STAGED_LABEL
+        owner = await self.ledger.owner(job.id)
+        if owner is not None:
+            known = await self.ledger.get_job(owner, job.id)
+            label = known.image_url if known is not None else label
+        return job.model_copy(update={"image_url": label})
