@@ -33,6 +33,8 @@ from cutout_mcp.server.auth import missing_authentication
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
+    from cutout_mcp.clock import Clock
+    from cutout_mcp.core.staging import ObjectStore
     from cutout_mcp.sandbox import Sandbox, SandboxConfig
 
 logger = logging.getLogger("cutout_mcp")
@@ -138,28 +140,39 @@ async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> Non
 
         async with run_sandbox(sandbox) as running:
             logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
-            await _serve_with_ledger(sandbox_settings(settings, running), settings, sandboxed=True)
+            pointed = sandbox_settings(settings, running)
+            await _serve_with_ledger(pointed, settings, sandboxed=True, sandbox_clock=running.state.clock)
         return
     if settings.sandbox:
         logger.info("Sandbox mode: cutout.pro calls go to the sandbox at %s", settings.base_url)
     await _serve_with_ledger(settings, settings, sandboxed=settings.sandbox)
 
 
-async def _serve_with_ledger(app_settings: Settings, settings: Settings, *, sandboxed: bool) -> None:
-    """Open the ledger before listening: one that cannot be used stops the server before a client connects."""
+async def _serve_with_ledger(
+    app_settings: Settings, settings: Settings, *, sandboxed: bool, sandbox_clock: Clock | None = None
+) -> None:
+    """Open the ledger before listening: one that cannot be used stops the server before a client connects.
+    In sandbox mode, images are staged on the sandbox (`sandbox_clock`: the in-process sandbox's clock)."""
     from cutout_mcp.core.storage import open_storage
     from cutout_mcp.server import build_server
 
     async with open_storage(app_settings) as ledger:
-        server = _sandbox_server(app_settings, ledger) if sandboxed else build_server(app_settings, storage=ledger)
-        await _run_transport(server, settings)
+        if not sandboxed:
+            await _run_transport(build_server(app_settings, storage=ledger), settings)
+            return
+        from cutout_mcp.sandbox_mode import sandbox_store
+
+        async with sandbox_store(app_settings, sandbox_clock) as store:
+            await _run_transport(_sandbox_server(app_settings, ledger, store), settings)
 
 
-def _sandbox_server(settings: Settings, ledger: Storage) -> MCPServer[Any]:
+def _sandbox_server(settings: Settings, ledger: Storage, store: ObjectStore) -> MCPServer[Any]:
     from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions
     from cutout_mcp.server import build_server
 
-    server = build_server(settings, extra_instructions=sandbox_instructions(settings.base_url), storage=ledger)
+    server = build_server(
+        settings, extra_instructions=sandbox_instructions(settings.base_url), storage=ledger, staging=store
+    )
     attach_sandbox(server, settings.base_url)  # type: ignore[arg-type]
     return server
 

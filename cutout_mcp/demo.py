@@ -1,10 +1,13 @@
 """`cutout-mcp demo`: the server at work, with no key and no credits.
 
 Starts `cutout-mcp --sandbox` over stdio and talks to it with the official
-MCP client exactly as an assistant would: lists the tools, edits the sandbox's
-sample photo, makes a video from it while drawing a progress bar from the
-progress notifications, resumes the job if the first wait ends early, and
-saves the results, with the contact sheet of the video that the assistant was shown.
+MCP client exactly as an assistant would: lists the tools, saves the sandbox's
+sample photo as a local file, edits that file, makes a video from it (passing
+the path, as a person would name a picture on their disk) while drawing a
+progress bar from the progress notifications, resumes the job if the first
+wait ends early, and saves what a person would look at: the edited image, the
+video, its cover and its contact sheet (the picture the assistant was shown). The sandbox stages the local file on
+its own origin, so no bucket is needed.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ def run_demo(output: str) -> int:
     return anyio.run(_demo, folder)
 
 
-def _server() -> StdioServerParameters:
+def _server(folder: Path) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUTOUT_")}
+    env["CUTOUT_INPUT_DIRS"] = str(folder)  # the one folder the demo's server may read images from
     args = ["-m", "cutout_mcp", "--sandbox", "--queue-seconds", "3", "--job-seconds", "9", "--log-level", "WARNING"]
     return StdioServerParameters(command=sys.executable, args=args, env=env)
 
@@ -95,7 +99,7 @@ def _save_picture(result: CallToolResult, target: Path) -> Path | None:
 
 async def _demo(folder: Path) -> int:
     _say("Starting cutout-mcp in sandbox mode over stdio (no API key, no credits)...")
-    async with Client(_server()) as client, httpx.AsyncClient(timeout=30) as http:
+    async with Client(_server(folder)) as client, httpx.AsyncClient(timeout=30) as http:
         info = client.server_info
         _say(f"Connected to {info.name if info else 'cutout-mcp'} {info.version if info else ''}")
         tools = (await client.list_tools()).tools
@@ -103,8 +107,8 @@ async def _demo(folder: Path) -> int:
         sandbox: dict[str, Any] = json.loads(
             getattr((await client.read_resource(SANDBOX_RESOURCE)).contents[0], "text", "{}")
         )
-        image = sandbox["sample_image_url"]
-        _say(f"Source image: {image}\n")
+        image = str(await _save(http, sandbox["sample_image_url"], folder, "source"))
+        _say(f"Source image, a local file: {image}\n")
 
         _say("1. edit_image: 'Give the scene a warm sunset glow' with gemini-2.5-flash-image, 16:9")
         edit = await client.call_tool(

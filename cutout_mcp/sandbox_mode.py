@@ -25,8 +25,10 @@ from pydantic import SecretStr
 from cutout_mcp.config import Settings
 
 if TYPE_CHECKING:
+    from cutout_mcp.clock import Clock
     from cutout_mcp.sandbox.config import SandboxConfig
     from cutout_mcp.sandbox.runner import Sandbox
+    from cutout_mcp.sandbox.store import SandboxStore
 
 SANDBOX_RESOURCE = "cutout://sandbox"
 SAMPLE_IMAGE_PATH = "/samples/photo.jpg"
@@ -77,6 +79,16 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     )
 
 
+def sandbox_store(settings: Settings, clock: Clock | None = None) -> SandboxStore:
+    """Where sandbox mode stages local files, data: URIs and uploads: the sandbox's own origin (no bucket).
+
+    `clock` is the sandbox's (in-process), so the presigned URLs' expiry is read on the same clock."""
+    from cutout_mcp.sandbox.store import SandboxStore
+
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    return SandboxStore(settings.base_url, key, clock=clock)
+
+
 def sample_image_url(base_url: str) -> str:
     return base_url.rstrip("/") + SAMPLE_IMAGE_PATH
 
@@ -84,7 +96,8 @@ def sample_image_url(base_url: str) -> str:
 def sandbox_instructions(base_url: str) -> str:
     return (
         "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. A sample image to "
-        f"use: {sample_image_url(base_url)}. Put 'sandbox:inappropriate', 'sandbox:abnormal', "
+        f"use: {sample_image_url(base_url)}; local files and data: URIs work too (staged on the sandbox). "
+        "Put 'sandbox:inappropriate', 'sandbox:abnormal', "
         "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure."
     )
 

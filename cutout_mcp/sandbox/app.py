@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cutout_mcp.sandbox import control, views
+from cutout_mcp.sandbox import control, staged, views
 from cutout_mcp.sandbox.assets import media_url
 from cutout_mcp.sandbox.envelope import (
     INVALID_KEY,
@@ -75,6 +75,7 @@ async def _json_body(request: Request) -> Any:
 
 async def generate(request: Request, state: SandboxState) -> tuple[Any, str | None]:
     job = state.submit_video(parse_video(await _json_body(request)))
+    await state.media.fetch_staged([job.image_url], _base_url(request))
     return job.id, None
 
 
@@ -97,6 +98,7 @@ async def get_result(request: Request, state: SandboxState) -> tuple[Any, str | 
 async def image_edit(request: Request, state: SandboxState) -> tuple[Any, str | None]:
     started = time.perf_counter()
     record = state.submit_edit(parse_edit(await _json_body(request)))
+    await state.media.fetch_staged(record.image_urls, _base_url(request))
     if state.config.edit_seconds > 0:
         await anyio.sleep(state.config.edit_seconds)
     record.duration = f"{time.perf_counter() - started:.2f}"
@@ -122,6 +124,7 @@ def create_app(state: SandboxState | None = None) -> Starlette:
         Route(SAMPLE_PHOTO, media_file, methods=["GET"]),
         Route("/media/{kind}/{name}", media_file, methods=["GET"]),
         *control.routes(),
+        *staged.routes(),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SandboxMiddleware, state=state)])
     app.state.sandbox = state

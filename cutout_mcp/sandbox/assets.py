@@ -23,7 +23,7 @@ from cutout_mcp import catalog
 from cutout_mcp.sandbox import media
 from cutout_mcp.sandbox.config import SandboxConfig
 from cutout_mcp.sandbox.envelope import VIDEO_SUCCEEDED
-from cutout_mcp.sandbox.paths import SAMPLE_PHOTO
+from cutout_mcp.sandbox.paths import SAMPLE_PHOTO, STAGING_PREFIX
 from cutout_mcp.sandbox.records import EditRecord, Progress, VideoJob
 
 if TYPE_CHECKING:
@@ -110,6 +110,14 @@ class MediaLibrary:
 
         return await self._sources.get(url, load)
 
+    async def fetch_staged(self, urls: tuple[str, ...] | list[str], base_url: str) -> None:
+        """Fetch the sources staged on this sandbox at once, as cutout.pro fetches its inputs while the job
+        is young: a staged object may be deleted once the job is done."""
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.netloc == urlsplit(base_url).netloc and parts.path.startswith(STAGING_PREFIX):
+                await self.source(url, base_url)
+
     async def video(self, job: VideoJob, base_url: str) -> media.RenderedVideo:
         async def render() -> media.RenderedVideo:
             source = await self.source(job.image_url, base_url)
@@ -157,6 +165,9 @@ class MediaLibrary:
         parts, base = urlsplit(url), urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
             return None
+        if parts.netloc == base.netloc and parts.path.startswith(STAGING_PREFIX):
+            # a staged image: fetched through its presigned URL like cutout.pro would, a real round trip
+            return await fetch_remote(url, self._state.config.fetch_timeout)
         if parts.netloc == base.netloc:
             local = await self.file(parts.path, base_url)
             return local.body if local is not None else None

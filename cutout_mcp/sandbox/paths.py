@@ -10,6 +10,8 @@ API_PATHS: tuple[str, ...] = (VIDEO_GENERATE, VIDEO_RESULT, IMAGE_EDIT)
 SAMPLE_PHOTO = "/samples/photo.jpg"
 MEDIA_PREFIX = "/media/"
 CONTROL_PREFIX = "/__sandbox__/"
+STAGING_PREFIX = "/staging/"
+"""The sandbox's object store (`sandbox.staged`): what sandbox mode stages local images on."""
 
 
 def counter_key(path: str) -> str:
@@ -20,4 +22,6 @@ def counter_key(path: str) -> str:
         return "/media"
     if path.startswith("/samples/"):
         return "/samples"
+    if path.startswith(STAGING_PREFIX):
+        return "/staging"
     return "other"

@@ -57,6 +57,8 @@ class SandboxState:
         self.edits: dict[int, EditRecord] = {}
         self.requests: Counter[str] = Counter()
         self.balance = self.config.balance
+        self.staged: dict[str, tuple[bytes, str]] = {}
+        """The object store on the sandbox's origin (`sandbox.staged`): key -> (bytes, content type)."""
         self.charges = 0
         """Number of calls that were charged."""
         self.credits_spent = 0
@@ -69,6 +71,7 @@ class SandboxState:
         self.faults.clear()
         self.faults.fired = 0
         self.media.clear()
+        self.staged.clear()
         self.balance = self.config.balance if balance is None else balance
         self.charges = 0
         self.credits_spent = 0

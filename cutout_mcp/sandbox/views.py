@@ -93,4 +93,5 @@ def stats(state: SandboxState) -> dict[str, Any]:
         "clock": "manual" if isinstance(state.clock, ManualClock) else "system",
         "now": now_ms(state.clock),
         "video_format": state.video_ext,
+        "staged_objects": sorted(state.staged),
     }
