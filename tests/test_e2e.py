@@ -228,7 +228,8 @@ def test_the_demo_saves_real_media(tmp_path: Path) -> None:
     assert "Tools: " in output
     assert "100.0%" in output, "the progress bar reached the end"
     saved = {path.name.split("-")[0].split(".")[0]: path for path in output_dir.iterdir()}
-    assert set(saved) == {"edited", "video", "cover", "contact"}
+    assert set(saved) == {"source", "edited", "video", "cover", "contact"}
+    assert f"a local file: {saved['source']}" in output, "the video is made from a local file"
     with Image.open(saved["edited"]) as edited:
         assert edited.format == "JPEG"
         assert edited.width * 9 == edited.height * 16, "the demo asks for 16:9"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import itertools
 import json
+import re
 from typing import Any
 
 import anyio

@@ -1,0 +1,287 @@
+"""Local images through the tools: one job per content, labels instead of presigned URLs, deletion when done."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from mcp import Client
+from mcp.client.context import ClientRequestContext
+from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitRequestParams, ElicitResult
+
+from cutout_mcp.config import Settings
+from cutout_mcp.server import build_server
+
+from .conftest import FAST_RETRY, FakeClock, envelope, video_job
+from .memstore import ORIGIN, MemoryStore, jpeg
+
+pytestmark = pytest.mark.anyio
+
+GENERATE = "/api/v2/imageToVideo/generate"
+RESULT = "/api/v2/imageToVideo/getResult"
+EDIT = "/api/v1/image/edit"
+JOB_ID = 700842286474565
+SECOND_JOB = 700842286474566
+
+
+def text_of(result: CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+class Upstream:
+    """cutout.pro for these tests: remembers the image URL each job was given, and echoes it back."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.sent: list[str] = []
+        self.edit_urls: list[list[str]] = []
+        self.status: dict[int, int] = {}
+        self.ids = iter([JOB_ID, SECOND_JOB, 700842286474567])
+        self.by_id: dict[int, str] = {}
+        router.post(GENERATE).mock(side_effect=self._generate)
+        router.get(RESULT).mock(side_effect=self._result)
+        router.post(EDIT).mock(side_effect=self._edit)
+
+    def _generate(self, request: httpx.Request) -> httpx.Response:
+        url = json.loads(request.content)["imageUrl"]
+        self.sent.append(url)
+        job_id = next(self.ids)
+        self.by_id[job_id] = url
+        return httpx.Response(200, json=envelope(job_id))
+
+    def _result(self, request: httpx.Request) -> httpx.Response:
+        job_id = int(request.url.params["id"])
+        status = self.status.get(job_id, 0)
+        return httpx.Response(
+            200, json=envelope(video_job(job_id, status=status, wait_number=2, imageUrl=self.by_id.get(job_id, "")))
+        )
+
+    def _edit(self, request: httpx.Request) -> httpx.Response:
+        urls = json.loads(request.content)["imageUrl"]
+        self.edit_urls.append(urls)
+        data = {"id": 789012345678901, "imageUrl": "https://cdn.example.com/edit.jpg", "model": "gpt-image-1"}
+        return httpx.Response(200, json=envelope({**data, "status": 1, "referenceImageUrl": urls}))
+
+
+@pytest.fixture
+def pictures(tmp_path: Path) -> Path:
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(jpeg())
+    shutil.copy(folder / "cat.jpg", folder / "same cat.jpg")
+    return folder
+
+
+@pytest.fixture
+def local(settings: Settings, pictures: Path) -> Settings:
+    return settings.model_copy(update={"input_dirs": (pictures,), "preview": False})
+
+
+@pytest.fixture
+def cutout(upstream: respx.MockRouter) -> Upstream:
+    return Upstream(upstream)
+
+
+@asynccontextmanager
+async def connect(
+    settings: Settings, clock: FakeClock, store: MemoryStore | None, **kwargs: Any
+) -> AsyncIterator[Client]:
+    server = build_server(settings, clock=clock, retry=FAST_RETRY, staging=store)
+    async with Client(server, **kwargs) as client:
+        yield client
+
+
+def no_presigned_url(store: MemoryStore, *texts: str) -> None:
+    for text in texts:
+        assert ORIGIN not in text
+        for signature in store.signatures:
+            assert signature not in text
+
+
+async def test_a_local_file_reaches_cutout_as_a_presigned_url_and_is_shown_as_its_path(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = MemoryStore()
+    path = str(pictures / "cat.jpg")
+    async with connect(local, clock, store) as client:
+        result = await client.call_tool("generate_video", {"image_url": path, "wait_seconds": 0})
+        listed = await client.call_tool("list_video_jobs", {})
+    assert result.is_error is False, text_of(result)
+    (sent,) = cutout.sent
+    key = store.staged()[0]
+    assert sent.startswith(f"{ORIGIN}/{key}?")
+    assert store.objects[key][0] == (pictures / "cat.jpg").read_bytes()
+    assert result.structured_content is not None
+    assert result.structured_content["image_url"] == path, "upstream's echo of the presigned URL is replaced"
+    assert listed.structured_content is not None
+    assert listed.structured_content["jobs"][0]["image_url"] == path
+    no_presigned_url(store, text_of(result), text_of(listed), caplog.text)
+
+
+async def test_the_same_bytes_by_another_path_or_a_data_uri_are_the_same_job_paid_once(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    inline = "data:image/jpeg;base64," + base64.b64encode((pictures / "cat.jpg").read_bytes()).decode()
+    async with connect(local, clock, store) as client:
+        results = [
+            await client.call_tool("generate_video", {"image_url": image, "prompt": "blink", "wait_seconds": 0})
+            for image in (str(pictures / "cat.jpg"), str(pictures / "same cat.jpg"), inline)
+        ]
+    charged = [r.structured_content["credits_charged"] for r in results if r.structured_content]
+    assert charged == [5, 0, 0]
+    assert {r.structured_content["id"] for r in results if r.structured_content} == {JOB_ID}
+    assert len(cutout.sent) == 1
+    assert len(store.puts) == 1, "the same content is uploaded once"
+
+
+async def test_an_upload_is_staged_by_its_content_and_the_upload_removed(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    await store.put("uploads/u1/cat.jpg", (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    async with connect(local, clock, store) as client:
+        first = await client.call_tool("generate_video", {"image_url": "upload:uploads/u1/cat.jpg", "wait_seconds": 0})
+        again = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
+    assert first.structured_content is not None
+    assert first.structured_content["image_url"] == "upload:uploads/u1/cat.jpg"
+    assert "uploads/u1/cat.jpg" not in store.objects
+    assert len(store.staged()) == 1
+    assert again.structured_content is not None
+    assert again.structured_content["credits_charged"] == 0
+
+
+async def test_a_refused_image_uploads_nothing_and_charges_nothing(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    (pictures / "notes.jpg").write_bytes(b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG\n")
+    store = MemoryStore()
+    async with connect(local, clock, store) as client:
+        result = await client.call_tool("generate_video", {"image_url": str(pictures / "notes.jpg")})
+    assert result.is_error is True
+    assert "not a JPEG or PNG" in text_of(result)
+    assert "wJalrXUtnFEMI" not in text_of(result)
+    assert store.objects == {}
+    assert cutout.sent == []
+
+
+async def test_without_a_store_a_local_path_is_a_tool_error_saying_what_to_set(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    async with connect(local, clock, None) as client:
+        result = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg")})
+    assert result.is_error is True
+    assert "CUTOUT_STAGING_URL" in text_of(result)
+    assert cutout.sent == []
+
+
+async def test_a_call_refused_before_paying_takes_its_staged_copy_back(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    broke = local.model_copy(update={"credit_budget": 0})
+    async with connect(broke, clock, store) as client:
+        result = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg")})
+    assert result.is_error is True
+    assert "CUTOUT_CREDIT_BUDGET" in text_of(result)
+    assert store.staged() == []
+    assert cutout.sent == []
+
+
+# --- deletion ---------------------------------------------------------------------------------
+
+
+async def test_the_staged_copy_is_deleted_once_the_job_is_finished(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
+        assert len(store.staged()) == 1, "kept while cutout.pro may still fetch it"
+        cutout.status[JOB_ID] = 1
+        finished = await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert finished.structured_content is not None
+    assert finished.structured_content["status"] == "succeeded"
+    assert store.staged() == []
+
+
+async def test_a_copy_shared_with_an_unfinished_job_is_kept_until_that_one_finishes(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    path = str(pictures / "cat.jpg")
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": path, "prompt": "one", "wait_seconds": 0})
+        await client.call_tool("generate_video", {"image_url": path, "prompt": "two", "wait_seconds": 0})
+        cutout.status[JOB_ID] = 1
+        await client.call_tool("get_video_result", {"id": JOB_ID})
+        assert len(store.staged()) == 1, "the second job still needs it"
+        cutout.status[SECOND_JOB] = 2
+        await client.call_tool("get_video_result", {"id": SECOND_JOB})
+    assert store.staged() == []
+
+
+async def test_a_failed_delete_never_fails_the_call_and_is_retried_after_a_restart(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore()
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
+        store.fail_deletes = True
+        cutout.status[JOB_ID] = 1
+        finished = await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert finished.is_error is False, text_of(finished)
+    assert "Could not delete a staged image" in caplog.text
+    assert len(store.staged()) == 1
+    store.fail_deletes = False
+    async with connect(local, clock, store):
+        pass  # start-up sweeps what finished jobs still hold
+    assert store.staged() == []
+
+
+async def test_an_edit_sends_presigned_urls_shows_paths_and_deletes_the_copies_after_the_answer(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    path = str(pictures / "cat.jpg")
+    args = {"prompt": "make it blue", "image_urls": [path, "https://img.example.com/dog.png"]}
+    async with connect(local, clock, store) as client:
+        result = await client.call_tool("edit_image", args)
+    assert result.is_error is False, text_of(result)
+    (urls,) = cutout.edit_urls
+    assert urls[0].startswith(ORIGIN + "/staged/")
+    assert urls[1] == "https://img.example.com/dog.png"
+    assert result.structured_content is not None
+    assert result.structured_content["reference_image_urls"] == [path, "https://img.example.com/dog.png"]
+    no_presigned_url(store, text_of(result))
+    assert store.objects == {}, "deleted once cutout.pro answered"
+
+
+async def test_the_spend_question_shows_the_path(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    asked: list[str] = []
+
+    async def user(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        assert isinstance(params, ElicitRequestFormParams)
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    store = MemoryStore()
+    confirming = local.model_copy(update={"confirm_spend": "always"})
+    path = str(pictures / "cat.jpg")
+    async with connect(confirming, clock, store, elicitation_callback=user) as client:
+        result = await client.call_tool("generate_video", {"image_url": path, "wait_seconds": 0})
+    assert result.is_error is False, text_of(result)
+    (question,) = asked
+    assert f"Image: {path}" in question
+    no_presigned_url(store, question)
