@@ -149,6 +149,30 @@ async def test_listing_is_newest_first_filtered_bounded_and_per_principal(store:
     assert await store.find_active("alice", f"{IMAGE}?2", "a prompt") is None, "another prompt is another request"
 
 
+async def test_a_staged_image_is_found_by_content_shown_by_source_and_released_once_no_job_runs(
+    store: Storage,
+) -> None:
+    content, key = "content:abc", "staged/abc.jpg"
+    for job_id, path in ((1, "/home/me/cat.jpg"), (2, "/home/me/same cat.jpg")):
+        await store.record_video_job(None, job_id, "me", path, f"p{job_id}", 5, image_ref=content, staged_key=key)
+    found = await store.find_active("me", content, "p2")
+    assert found is not None
+    assert (found.id, found.image_url) == (2, "/home/me/same cat.jpg")
+    assert await store.find_active("me", "/home/me/same cat.jpg", "p2") is None, "the label is not the identity"
+    assert await store.staged_key_of(1) == key
+    assert await store.staged_key_in_use(key)
+    assert await store.finished_staged_keys() == []
+    await store.update_job(processing(1, 100).model_copy(update={"status": "succeeded"}))
+    assert await store.staged_key_in_use(key), "job 2 still runs"
+    assert await store.finished_staged_keys() == [key]
+    await store.forget_staged(key)
+    assert await store.staged_key_of(1) is None
+    assert await store.staged_key_of(2) == key, "an unfinished job keeps its key"
+    await store.update_job(processing(2, 100).model_copy(update={"status": "failed"}))
+    assert not await store.staged_key_in_use(key)
+    assert await store.finished_staged_keys() == [key]
+
+
 async def test_a_job_id_of_64_bits_is_kept_exactly(store: Storage) -> None:
     job_id = 2**63 - 1
     await store.record_video_job(None, job_id, "local", IMAGE, None, 5)

@@ -275,6 +275,16 @@ def job_from_row(row: Row) -> LedgerJob:
     )
 
 
+STAGED_SQL = {
+    "key_of": "SELECT staged_key FROM video_jobs WHERE id = ?",
+    "in_use": "SELECT 1 AS used FROM video_jobs WHERE staged_key = ? AND status IN (?, ?) LIMIT 1",
+    "forget": "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = ? AND status NOT IN (?, ?)",
+    "finished": "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (?, ?) "
+    "LIMIT ?",
+}
+"""The staged-image statements, the same in both dialects (PostgreSQL's placeholders are `%s`)."""
+
+
 def credit_summary(total: int, mine: int, budget: int | None) -> CreditSummary:
     remaining = None if budget is None else max(0, budget - total)
     return CreditSummary(spent=mine, spent_total=total, budget=budget, remaining=remaining)

@@ -23,15 +23,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
 from cutout_mcp.clock import Clock, SystemClock
-from cutout_mcp.config import database_secrets
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
 from cutout_mcp.core.storage import schema
 from cutout_mcp.core.storage.base import (
+    STAGED_SQL,
     TASK_COLUMNS,
     BudgetExceededError,
     ChargeKind,
@@ -47,6 +46,7 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
+from cutout_mcp.core.storage.postgres_url import address, describe, redact
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +59,6 @@ CALL_SECONDS = 2.0
 """Bound on waiting for a connection during a call: in an outage each call is refused within it (statements
 are short, so a healthy pool hands one out in milliseconds), and the pool reconnects by itself."""
 EXTRA_HINT = "pip install 'cutout-mcp[postgres]'"
-
-
-def describe(url: str) -> str:
-    """The database's address for messages: host, port and name, never the user's password."""
-    parts = urlsplit(url)
-    host = parts.hostname or "(local socket)"
-    port = f":{parts.port}" if parts.port else ""
-    return f"postgresql://{host}{port}{parts.path}"
-
-
-def address(url: str) -> str:
-    """`database D on host H, port P`, read the way libpq reads the URL (query parameters included)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(url)
-    host = str(info.get("host") or "the local socket")
-    name = info.get("dbname") or info.get("user") or "(default)"
-    return f"database {name} on host {host}, port {info.get('port') or 5432}"
-
-
-def redact(text: str, url: str) -> str:
-    """`text` without the URL or its password, as a driver message may quote the conninfo."""
-    for secret in sorted(database_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 class PostgresStorage(Storage):
@@ -297,23 +272,18 @@ class PostgresStorage(Storage):
     # --- staged images ---------------------------------------------------------------
 
     async def staged_key_of(self, job_id: int) -> str | None:
-        row = await self._one("SELECT staged_key FROM video_jobs WHERE id = %s", (job_id,))
+        row = await self._one(STAGED_SQL["key_of"].replace("?", "%s"), (job_id,))
         return None if row is None else row["staged_key"]
 
     async def staged_key_in_use(self, key: str) -> bool:
-        sql = "SELECT 1 AS used FROM video_jobs WHERE staged_key = %s AND status IN (%s, %s) LIMIT 1"
-        return await self._one(sql, (key, *ACTIVE_STATUSES)) is not None
+        return await self._one(STAGED_SQL["in_use"].replace("?", "%s"), (key, *ACTIVE_STATUSES)) is not None
 
     async def forget_staged(self, key: str) -> None:
-        sql = "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = %s AND status NOT IN (%s, %s)"
-        await self._execute(sql, (key, *ACTIVE_STATUSES))
+        await self._execute(STAGED_SQL["forget"].replace("?", "%s"), (key, *ACTIVE_STATUSES))
 
     async def finished_staged_keys(self, limit: int = 100) -> list[str]:
-        sql = (
-            "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (%s, %s) "
-            "LIMIT %s"
-        )
-        return [row["staged_key"] for row in await self._all(sql, (*ACTIVE_STATUSES, limit))]
+        rows = await self._all(STAGED_SQL["finished"].replace("?", "%s"), (*ACTIVE_STATUSES, limit))
+        return [row["staged_key"] for row in rows]
 
     # --- the dedupe guard ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, L
 from cutout_mcp.core.storage import schema, sqlite_db
 from cutout_mcp.core.storage import sqlite_sql as sql
 from cutout_mcp.core.storage.base import (
+    STAGED_SQL,
     TASK_COLUMNS,
     ChargeKind,
     Claim,
@@ -181,20 +182,17 @@ class SqliteStorage(Storage):
     # --- staged images ---------------------------------------------------------------
 
     async def staged_key_of(self, job_id: int) -> str | None:
-        row = await self._run(sql.one, "SELECT staged_key FROM video_jobs WHERE id = ?", (job_id,))
+        row = await self._run(sql.one, STAGED_SQL["key_of"], (job_id,))
         return None if row is None else row[0]
 
     async def staged_key_in_use(self, key: str) -> bool:
-        query = "SELECT 1 FROM video_jobs WHERE staged_key = ? AND status IN (?, ?) LIMIT 1"
-        return await self._run(sql.one, query, (key, *ACTIVE_STATUSES)) is not None
+        return await self._run(sql.one, STAGED_SQL["in_use"], (key, *ACTIVE_STATUSES)) is not None
 
     async def forget_staged(self, key: str) -> None:
-        query = "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = ? AND status NOT IN (?, ?)"
-        await self._run(sql.execute, query, (key, *ACTIVE_STATUSES))
+        await self._run(sql.execute, STAGED_SQL["forget"], (key, *ACTIVE_STATUSES))
 
     async def finished_staged_keys(self, limit: int = 100) -> list[str]:
-        query = "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (?, ?) LIMIT ?"
-        return [row[0] for row in await self._run(sql.all_rows, query, (*ACTIVE_STATUSES, limit))]
+        return [row[0] for row in await self._run(sql.all_rows, STAGED_SQL["finished"], (*ACTIVE_STATUSES, limit))]
 
     # --- the dedupe guard ------------------------------------------------------------
 
