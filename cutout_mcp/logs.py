@@ -1,4 +1,4 @@
-"""Logging to stderr with the API key redacted.
+"""Logging to stderr with the API key (and any presigned URL's signature) redacted.
 
 On stdio, stdout carries the protocol, so nothing may be printed there. The
 redaction filter sits on the handler, so a record from any library (httpx,
@@ -8,11 +8,15 @@ uvicorn, the SDK) is scrubbed before it is written.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from cutout_mcp.config import Settings, database_secrets
 
 REDACTED = "[REDACTED]"
+PRESIGNED = re.compile(r"(?i)\b((?:x-amz-|x-goog-)?(?:signature|credential|security-token)|sig)=[^&\s\"']+")
+"""The signature (and credential) parameters of presigned URLs (S3, GCS, Azure, the sandbox's): a staged
+image's URL may appear in a library's request line at DEBUG, and its signature is a credential."""
 
 
 class RedactingFilter(logging.Filter):
@@ -23,8 +27,6 @@ class RedactingFilter(logging.Filter):
         self._secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         redacted = redact(message, self._secrets)
         if redacted != message:
@@ -38,7 +40,7 @@ class RedactingFilter(logging.Filter):
 def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
-    return text
+    return PRESIGNED.sub(lambda found: f"{found.group(1)}={REDACTED}", text) if "=" in text else text
 
 
 def configure_logging(settings: Settings) -> None:

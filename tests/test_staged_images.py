@@ -285,3 +285,14 @@ async def test_the_spend_question_shows_the_path(
     (question,) = asked
     assert f"Image: {path}" in question
     no_presigned_url(store, question)
+
+
+def test_a_presigned_urls_signature_is_taken_out_of_any_log_line() -> None:
+    from cutout_mcp.logs import REDACTED, RedactingFilter
+
+    line = f"HTTP Request: GET {ORIGIN}/staged/ab.jpg?X-Amz-Credential=AKIAX%2F1&X-Amz-Signature=deadbeef01 200"
+    record = logging.LogRecord("httpx", logging.DEBUG, __file__, 1, "%s", (line,), None)
+    assert RedactingFilter([]).filter(record) is True
+    assert "deadbeef01" not in record.getMessage()
+    assert "AKIAX" not in record.getMessage()
+    assert f"X-Amz-Signature={REDACTED}" in record.getMessage()
