@@ -23,6 +23,11 @@ from .memstore import MemoryStore, jpeg, png
 
 pytestmark = pytest.mark.anyio
 
+UPLOADS_A = "uploads/" + "A" * 32
+UPLOADS_U = "uploads/" + "U" * 32
+UPLOADS_X = "uploads/" + "X" * 32
+"""Upload folders of the shape get_upload_url makes (32 random characters)."""
+
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
 
 
@@ -89,22 +94,24 @@ async def test_a_data_uri_is_decoded_and_labelled_by_its_size_and_format(home: P
 
 async def test_an_upload_is_read_back_from_the_store_and_checked(home: Path) -> None:
     store = MemoryStore()
-    await store.put("uploads/abc/cat.jpg", jpeg(), "image/jpeg")
-    found = await load("upload:uploads/abc/cat.jpg", home, store)
+    await store.put(f"{UPLOADS_A}/cat.jpg", jpeg(), "image/jpeg")
+    found = await load(f"upload:{UPLOADS_A}/cat.jpg", home, store)
     assert isinstance(found, CheckedImage)
-    assert found.label == "upload:uploads/abc/cat.jpg"
-    assert found.upload_key == "uploads/abc/cat.jpg"
+    assert found.label == f"upload:{UPLOADS_A}/cat.jpg"
+    assert found.upload_key == f"{UPLOADS_A}/cat.jpg"
 
 
-@pytest.mark.parametrize("value", ["upload:../x", "upload:staged/abc.jpg", "upload:", "upload:a//b"])
+@pytest.mark.parametrize(
+    "value", ["upload:../x", "upload:staged/abc.jpg", "upload:", "upload:uploads/a//b.jpg", "upload:uploads/x/cat.jpg"]
+)
 async def test_an_upload_reference_must_be_one_get_upload_url_could_make(value: str, home: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="not an upload: reference"):
         await load(value, home)
 
 
 async def test_a_missing_upload_says_to_upload_first(home: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"nothing was uploaded to upload:uploads/x\.jpg"):
-        await load("upload:uploads/x.jpg", home)
+    with pytest.raises(InvalidArgumentError, match=r"nothing was uploaded to upload:uploads/X{32}/x\.jpg"):
+        await load(f"upload:{UPLOADS_X}/x.jpg", home)
 
 
 @pytest.mark.parametrize("value", ["cat.jpg", "ftp://example.com/cat.jpg", "javascript:alert(1)"])
@@ -281,16 +288,20 @@ async def test_a_bad_data_uri_names_what_is_wrong(value: str, rule: str, home: P
 
 async def test_a_non_image_upload_is_refused(home: Path) -> None:
     store = MemoryStore()
-    await store.put("uploads/x/creds.jpg", SECRET, "image/jpeg")
+    await store.put(f"{UPLOADS_X}/creds.jpg", SECRET, "image/jpeg")
     with pytest.raises(ImageRefusedError, match="not a JPEG or PNG"):
-        await load("upload:uploads/x/creds.jpg", home, store)
+        await load(f"upload:{UPLOADS_X}/creds.jpg", home, store)
 
 
 async def test_an_oversized_upload_is_refused_by_its_size(home: Path) -> None:
     store = MemoryStore()
-    await store.put("uploads/x/big.jpg", b"\xff\xd8\xff" + b"\0" * catalog.MAX_IMAGE_BYTES, "image/jpeg")
+    await store.put(
+        f"{UPLOADS_X}/big.jpg",
+        b"\xff\xd8\xff" + b"\0" * catalog.MAX_IMAGE_BYTES,
+        "image/jpeg",
+    )
     with pytest.raises(ImageRefusedError, match=f"larger than {catalog.MAX_IMAGE_MB} MB"):
-        await load("upload:uploads/x/big.jpg", home, store)
+        await load(f"upload:{UPLOADS_X}/big.jpg", home, store)
 
 
 # --- where a local image cannot go ---------------------------------------------------------------
@@ -320,7 +331,12 @@ def test_the_default_input_folders_depend_on_the_transport() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["/tmp/cat.jpg", "data:image/png;base64," + base64.b64encode(png()).decode(), "upload:uploads/a.jpg"]
+    "value",
+    [
+        "/tmp/cat.jpg",
+        "data:image/png;base64," + base64.b64encode(png()).decode(),
+        f"upload:{UPLOADS_A}/a.jpg",
+    ],
 )
 async def test_without_a_store_a_local_image_says_what_to_set(value: str, home: Path) -> None:
     with pytest.raises(StagingUnavailableError) as caught:

@@ -26,6 +26,11 @@ from .memstore import ORIGIN, MemoryStore, jpeg
 
 pytestmark = pytest.mark.anyio
 
+UPLOADS_A = "uploads/" + "A" * 32
+UPLOADS_U = "uploads/" + "U" * 32
+UPLOADS_X = "uploads/" + "X" * 32
+"""Upload folders of the shape get_upload_url makes (32 random characters)."""
+
 GENERATE = "/api/v2/imageToVideo/generate"
 RESULT = "/api/v2/imageToVideo/getResult"
 EDIT = "/api/v1/image/edit"
@@ -148,13 +153,16 @@ async def test_an_upload_is_staged_by_its_content_and_the_upload_removed(
     local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
 ) -> None:
     store = MemoryStore()
-    await store.put("uploads/u1/cat.jpg", (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    await store.put(f"{UPLOADS_U}/cat.jpg", (pictures / "cat.jpg").read_bytes(), "image/jpeg")
     async with connect(local, clock, store) as client:
-        first = await client.call_tool("generate_video", {"image_url": "upload:uploads/u1/cat.jpg", "wait_seconds": 0})
+        first = await client.call_tool(
+            "generate_video",
+            {"image_url": f"upload:{UPLOADS_U}/cat.jpg", "wait_seconds": 0},
+        )
         again = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
     assert first.structured_content is not None
-    assert first.structured_content["image_url"] == "upload:uploads/u1/cat.jpg"
-    assert "uploads/u1/cat.jpg" not in store.objects
+    assert first.structured_content["image_url"] == f"upload:{UPLOADS_U}/cat.jpg"
+    assert f"{UPLOADS_U}/cat.jpg" not in store.objects
     assert len(store.staged()) == 1
     assert again.structured_content is not None
     assert again.structured_content["credits_charged"] == 0

@@ -29,15 +29,13 @@ from cutout_mcp import catalog
 from cutout_mcp.config import Settings
 from cutout_mcp.core import input_paths
 from cutout_mcp.core.image_rules import CONTENT_TYPES, ImageFacts, read_facts, refused
-from cutout_mcp.core.staging import ObjectStore
+from cutout_mcp.core.staging import SETUP_HINT, UPLOAD_SCHEME, ObjectStore, upload_key
 from cutout_mcp.core.validation import InvalidArgumentError, check_image_url
 
 DATA_PREFIX = re.compile(r"^data:image/(jpeg|jpg|png);base64,", re.IGNORECASE)
 MAX_DATA_URI_CHARS = len("data:image/jpeg;base64,") + 4 * -(-catalog.MAX_IMAGE_BYTES // 3)
 """The longest data: URI whose image can be within the 10 MB limit."""
 MAX_IMAGE_ARGUMENT_CHARS = MAX_DATA_URI_CHARS
-UPLOAD_PREFIX = "upload:"
-UPLOAD_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-/]{0,511}$")
 STAGED_PREFIX = "staged/"
 """Where content-addressed copies live in the store (`core.staged`); never an upload's key."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -53,10 +51,9 @@ REMOTE_TRANSPORT = (
 )
 NO_STORE = (
     "{argument} is {what}, which cutout.pro cannot fetch by itself: this server hands such images over "
-    "through your own object storage, and none is configured. Set CUTOUT_STAGING_URL=s3://bucket/prefix "
-    "with the bucket's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL or "
-    "AWS_REGION for R2, GCS or MinIO), or pass a public https URL of the image, which works as it is. "
-    "Nothing was sent or charged."
+    "through your own object storage, and none is configured. To use one, "
+    + SETUP_HINT
+    + ". Or pass a public https URL of the image, which works as it is. Nothing was sent or charged."
 )
 
 
@@ -100,7 +97,7 @@ def kind_of(value: str) -> str:
         return "url"
     if lowered.startswith("data:"):
         return "data"
-    if lowered.startswith(UPLOAD_PREFIX):
+    if lowered.startswith(UPLOAD_SCHEME):
         return "upload"
     if lowered.startswith("file:") or value.startswith(("/", "~")) or _WINDOWS_PATH.match(value):
         return "path"
@@ -205,23 +202,11 @@ async def _from_data_uri(value: str, argument: str, check: FacetsCheck) -> Check
     return CheckedImage(data, facts, size_label(len(data), facts.format))
 
 
-def upload_key(value: str, argument: str) -> str:
-    """The store key an `upload:` reference names, once it is a key `get_upload_url` could have made."""
-    key = value[len(UPLOAD_PREFIX) :]
-    if (
-        not UPLOAD_KEY.match(key)
-        or ".." in key.split("/")
-        or "//" in key
-        or key.startswith(STAGED_PREFIX)
-        or key.endswith("/")
-    ):
-        raise InvalidArgumentError(f"{argument} is not an upload: reference made by get_upload_url.")
-    return key
-
-
 async def _from_upload(value: str, argument: str, store: ObjectStore, check: FacetsCheck) -> CheckedImage:
-    key = upload_key(value, argument)
-    label = UPLOAD_PREFIX + key
+    key = upload_key(value)
+    if key is None:
+        raise InvalidArgumentError(f"{argument} is not an upload: reference made by get_upload_url.")
+    label = UPLOAD_SCHEME + key
     size = await store.size(key)
     if size is None:
         raise InvalidArgumentError(
