@@ -33,8 +33,9 @@ MANIFEST = load_manifest()
 SERVER_JSON = json.loads((ROOT / "server.json").read_text())
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
 
-SIZE_CAP = 200 * 1024
-"""Source only, the bundle is about 115 KB; past 200 KB something that is not source got in."""
+SIZE_CAP = 280 * 1024
+"""Source only, the bundle is about 205 KB (staging and image inputs included); past 280 KB something that is
+not source got in."""
 
 USER_CONFIG = re.compile(r"\$\{user_config\.([A-Za-z0-9_]+)\}")
 REGISTRY_FORMAT = {"string": "string", "number": "number", "boolean": "boolean", "directory": "filepath"}
