@@ -111,3 +111,45 @@ async def test_a_remote_server_refuses_a_local_path_and_points_at_get_upload_url
     assert "get_upload_url" in text_of(result)
     assert sandbox.state.charges == 0
     assert sandbox.state.staged == {}
+
+
+async def test_a_remote_user_uploads_through_get_upload_url_and_makes_a_video_in_sandbox_mode(
+    sandbox: Sandbox, pictures: Path
+) -> None:
+    port = free_port()
+    env = {**os.environ, **server_env(sandbox)}
+    process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped in finally
+        [CUTOUT_MCP, "--transport", "streamable-http", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        await wait_for_port(port, process)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            ticket: Any = await client.call_tool(
+                "get_upload_url", {"filename": "red cat.jpg", "content_type": "image/jpeg"}
+            )
+            assert ticket.is_error is False, text_of(ticket)
+            upload = ticket.structured_content
+            async with httpx.AsyncClient() as http:
+                put = await http.put(
+                    upload["upload_url"],
+                    content=(pictures / "red cat.jpg").read_bytes(),
+                    headers={"Content-Type": "image/jpeg"},
+                )
+            assert put.status_code == 200
+            started: Any = await client.call_tool(
+                "generate_video", {"image_url": upload["image_url"], "wait_seconds": 0}
+            )
+            assert started.is_error is False, text_of(started)
+            done: Any = await client.call_tool(
+                "get_video_result", {"id": started.structured_content["id"], "wait_seconds": 30}
+            )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert done.structured_content["status"] == "succeeded", text_of(done)
+    assert done.structured_content["image_url"] == upload["image_url"]
+    async with httpx.AsyncClient() as http:
+        cover = await http.get(done.structured_content["cover_url"])
+    assert reddish(cover.content), "the video was made from the uploaded bytes"
+    assert sandbox.state.staged == {}, "the upload and its staged copy are both gone once the job is done"
+    assert sandbox.state.charges == 1

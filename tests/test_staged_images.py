@@ -304,3 +304,17 @@ def test_a_presigned_urls_signature_is_taken_out_of_any_log_line() -> None:
     assert "deadbeef01" not in record.getMessage()
     assert "AKIAX" not in record.getMessage()
     assert f"X-Amz-Signature={REDACTED}" in record.getMessage()
+
+
+async def test_a_job_staged_before_a_restart_without_a_store_still_shows_its_path(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    path = str(pictures / "cat.jpg")
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": path, "wait_seconds": 0})
+    async with connect(local, clock, None) as client:  # restarted with staging switched off
+        read = await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert read.structured_content is not None
+    assert read.structured_content["image_url"] == path
+    no_presigned_url(store, text_of(read))

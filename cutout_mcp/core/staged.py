@@ -37,6 +37,7 @@ from cutout_mcp.core.image_rules import EXTENSIONS
 from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage
+from cutout_mcp.logs import PRESIGNED
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
@@ -167,8 +168,11 @@ class StagedImages:
 
     async def relabel(self, job: UpstreamVideoJob) -> UpstreamVideoJob:
         """Upstream echoes the URL it was given: a staged one is a credential, so show the source instead."""
-        store = self.store
-        if store is None or not job.image_url or not job.image_url.startswith(store.origin.rstrip("/") + "/"):
+        url, store = job.image_url, self.store
+        if not url:
+            return job
+        staged = store is not None and url.startswith(store.origin.rstrip("/") + "/")
+        if not staged and PRESIGNED.search(url) is None:  # presigned: staged by a server with another store
             return job
         label = STAGED_LABEL
         owner = await self.ledger.owner(job.id)
