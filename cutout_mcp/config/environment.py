@@ -23,6 +23,7 @@ ENV_VARS = {
     "output_dir": "CUTOUT_OUTPUT_DIR",
     "preview": "CUTOUT_PREVIEW",
     "preview_seconds": "CUTOUT_PREVIEW_SECONDS",
+    "media_origins": "CUTOUT_MEDIA_ORIGINS",
     "sandbox": "CUTOUT_SANDBOX",
     "allowed_hosts": "CUTOUT_ALLOWED_HOSTS",
     "allowed_origins": "CUTOUT_ALLOWED_ORIGINS",

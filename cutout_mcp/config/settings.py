@@ -36,7 +36,7 @@ from cutout_mcp.config.staging import (
     check_staging_url,
     staging_bucket,
 )
-from cutout_mcp.config.values import ConfigError, check_url_port, default_state_dir, is_loopback_host
+from cutout_mcp.config.values import ConfigError, check_url_port, default_state_dir, is_loopback_host, media_origin
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -48,6 +48,8 @@ DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_PREVIEW_SECONDS = 2.0
 """How long an edit's inline preview may take (fetch and shrink) before the result goes without it."""
 DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
+DEFAULT_MEDIA_ORIGINS = ("https://cdn.cutout.pro",)
+"""cutout.pro's documented result origin; the video origin is not documented, hence the setting."""
 
 
 class Settings(BaseModel):
@@ -75,6 +77,9 @@ class Settings(BaseModel):
     finished video's contact sheet."""
     preview_seconds: float = Field(default=DEFAULT_PREVIEW_SECONDS, gt=0, le=60)
     """Budget for making a preview; past it the result is returned without one."""
+    media_origins: tuple[str, ...] = DEFAULT_MEDIA_ORIGINS
+    """Origins (comma-separated, `https://*.example.com` allowed) the MCP Apps views may load videos and
+    images from: declared to the host once, before any result exists (docs/viewer.md)."""
     sandbox: bool = False
     """on/off: calls go to a sandbox, declared, never inferred: the standalone one at CUTOUT_BASE_URL when
     that is set (its loopback origin is then trusted for images), else one started in-process."""
@@ -241,6 +246,14 @@ class Settings(BaseModel):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
+    @field_validator("media_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        return tuple(media_origin(str(item)) for item in items if str(item).strip())
+
     @field_validator("mcp_tokens", mode="before")
     @classmethod
     def _token_list(cls, value: object) -> object:
@@ -307,6 +320,12 @@ class Settings(BaseModel):
         sandbox = (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
         bucket = self.staging_bucket
         return sandbox + ((bucket.origin,) if bucket is not None else ())
+
+    @property
+    def view_media_origins(self) -> tuple[str, ...]:
+        """`media_origins`, and the declared sandbox's own loopback origin, which serves its media."""
+        own = (self.base_url,) if self.sandbox and self._base_url_is_loopback_http else ()
+        return tuple(dict.fromkeys((*self.media_origins, *own)))
 
     @property
     def confirm_spend_above(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,3 +60,17 @@ def check_url_port(url: str) -> None:
         raise ValueError("its port is not a number from 1 to 65535") from None
     if port == 0:
         raise ValueError("its port is not a number from 1 to 65535")
+
+
+_ORIGIN = re.compile(r"(https?)://(\*\.)?([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+
+
+def media_origin(value: str) -> str:
+    """`scheme://host[:port]`, lower case, no path; a leading `*.` in the host stands for any subdomain."""
+    origin = value.strip().lower().rstrip("/")
+    if not _ORIGIN.fullmatch(origin):
+        raise ValueError(
+            "each entry must be an origin such as https://cdn.example.com or https://*.example.com "
+            "(http or https, a host, an optional port, nothing after it)"
+        )
+    return origin
