@@ -22,7 +22,7 @@ from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage
-from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, upload_tools, video_tools
+from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, upload_tools, video_tools, views
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
@@ -88,7 +88,8 @@ def build_server(
         website_url="https://www.cutout.pro",
         lifespan=lifespan,
         log_level=settings.log_level,
-        extensions=[tasks],
+        extensions=[tasks, views.apps(settings)],
+        middleware=[views.ViewsForAppsClients()],
         # a 2026-07-28 spend question's sealed state: one key for every process sharing the ledger, open as
         # long as the question
         request_state_security=RequestStateSecurity(codec=sealing, ttl=confirm_seconds),

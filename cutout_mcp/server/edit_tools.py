@@ -19,7 +19,7 @@ from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
 from cutout_mcp.core.results import EditResult
 from cutout_mcp.core.validation import image_pattern
-from cutout_mcp.server import spend, texts
+from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result
 from cutout_mcp.server.spend import SpendConfirmation
 
@@ -111,7 +111,12 @@ def _register_edit_image_confirmed(
 
 
 def _edit_image_tool(server: MCPServer[AppContext]) -> Callable[[Callable[..., Any]], Any]:
-    return server.tool(title="Edit images with a prompt", description=texts.EDIT_IMAGE, annotations=PAID_TOOL)
+    return server.tool(
+        title="Edit images with a prompt",
+        description=texts.EDIT_IMAGE,
+        annotations=PAID_TOOL,
+        meta=views.tool_meta("edit_image"),
+    )
 
 
 def _edit_image_url_field(settings: Settings) -> Any:

@@ -16,7 +16,7 @@ from pydantic import Field
 from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import JobList, JobStatus
-from cutout_mcp.server import texts
+from cutout_mcp.server import texts, views
 
 
 @dataclass
@@ -38,6 +38,7 @@ def register(server: MCPServer[AppContext], running: Running, principal: Callabl
         annotations=ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
+        meta=views.tool_meta("list_video_jobs"),
     )
     async def list_video_jobs(
         status: Annotated[

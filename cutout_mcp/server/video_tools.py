@@ -19,7 +19,7 @@ from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.validation import image_pattern
-from cutout_mcp.server import spend, texts
+from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result, progress_sender
 from cutout_mcp.server.spend import SpendConfirmation
 from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, begin_task, set_status
@@ -131,6 +131,7 @@ def _register_get_video_result(server: MCPServer[AppContext], principal: Callabl
         annotations=ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
         ),
+        meta=views.tool_meta("get_video_result"),
     )
     async def get_video_result(
         id: JobId, ctx: Context[AppContext, Any], wait_seconds: ResultWaitSeconds = 0
@@ -142,7 +143,12 @@ def _register_get_video_result(server: MCPServer[AppContext], principal: Callabl
 
 
 def _generate_video_tool(server: MCPServer[AppContext]) -> Callable[[Callable[..., Any]], Any]:
-    return server.tool(title="Generate a video from an image", description=texts.GENERATE_VIDEO, annotations=PAID_TOOL)
+    return server.tool(
+        title="Generate a video from an image",
+        description=texts.GENERATE_VIDEO,
+        annotations=PAID_TOOL,
+        meta=views.tool_meta("generate_video"),
+    )
 
 
 def _video_image_url_field(settings: Settings) -> Any:
