@@ -215,10 +215,13 @@ def test_icon_is_the_checked_in_drawing() -> None:
 
 
 def package_sources(root: Path) -> set[str]:
+    """The modules, and the MCP Apps views' HTML, CSS and script (package data)."""
     return {
         path.relative_to(root).as_posix()
-        for path in (root / "cutout_mcp").rglob("*.py")
-        if "__pycache__" not in path.parts and path.parent.name != "bundle"
+        for path in (root / "cutout_mcp").rglob("*")
+        if path.suffix in (".py", ".html", ".css", ".js")
+        and "__pycache__" not in path.parts
+        and path.parent.name != "bundle"
     }
 
 

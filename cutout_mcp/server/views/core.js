@@ -4,8 +4,8 @@
 // Written against the MCP Apps specification (io.modelcontextprotocol/ui): ui/initialize, then
 // ui/notifications/initialized; the host sends tool-input, tool-result, tool-cancelled and
 // host-context-changed notifications; the view asks tools/call, ui/open-link and ui/download-file.
-// No eval, no blob: URLs, nothing fetched: the host's Content-Security-Policy allows only what the
-// resource declared.
+// No code from strings, no object URLs, nothing fetched: the host's Content-Security-Policy allows only
+// what the resource declared.
 
 const PROTOCOL_VERSION = "2026-01-26";
 const REQUEST_TIMEOUT_MS = 75000; // the host bounds a proxied tools/call itself (60 s in the official one)
@@ -318,7 +318,7 @@ function start(view) {
   handlers.set("ui/notifications/tool-result", (p) => view.result && view.result(p));
   handlers.set("ui/notifications/tool-cancelled", (p) => {
     if (view.cancelled) view.cancelled(p.reason || "");
-    else replace(main, h("p", { class: "problem" }, "The tool call was cancelled."));
+    else replace(main, h("p", { class: "problem" }, `The tool call was cancelled${p.reason ? `: ${p.reason}` : "."}`));
   });
   handlers.set("ui/notifications/host-context-changed", applyContext);
   reportSize();
