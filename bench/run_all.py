@@ -31,6 +31,7 @@ from bench import (
     replicas,
     staging,
     storage_ops,
+    viewer,
 )
 from bench._common import BENCH_DIR, Row, table
 
@@ -57,6 +58,7 @@ def main() -> None:
         ("staging", lambda: anyio.run(staging.run, 5 if args.quick else 15)),
         ("poll efficiency", poll_efficiency.run),
         ("contact sheet", lambda: contact_sheet.run(3 if args.quick else 7)),
+        ("viewer", lambda: viewer.run(3 if args.quick else 7)),
     ]
     for name, step in steps:
         started = time.perf_counter()
