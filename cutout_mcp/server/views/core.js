@@ -287,8 +287,11 @@ function fileName(url, fallback) {
   return /^[\w.-]{1,80}$/.test(last) ? last : fallback;
 }
 
-// Download and Open buttons for a result URL, with a line that says what the host answered.
+// Download and Open buttons for a result URL, with a line that says what the host answered; nothing for
+// anything but a web address.
 function linkActions(url, name, mimeType) {
+  const parsed = parseUrl(url);
+  if (!parsed || (parsed.protocol !== "https:" && parsed.protocol !== "http:")) return null;
   const note = h("span", { class: "note", role: "status" });
   const act = (label, work) =>
     h("button", {
