@@ -50,9 +50,16 @@ async def plan_edit(
     assert text is not None
     entry = check_edit_images(model, image_urls)
     check = partial(_check_for_model, model=entry)
+    digest = app.staged.digester
     sources = [
         await load_image(
-            url, f"image_urls[{i}]", settings=app.settings, store=app.staging, check=check, https_only=True
+            url,
+            f"image_urls[{i}]",
+            settings=app.settings,
+            store=app.staging,
+            check=check,
+            https_only=True,
+            digest=digest,
         )
         for i, url in enumerate(image_urls)
     ]

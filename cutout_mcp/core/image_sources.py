@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -43,6 +43,10 @@ _WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
 
 FacetsCheck = Callable[[str, ImageFacts], None]
 """A tool's rules for one image: `(argument, facts)`, raising `ImageRefusedError`."""
+Digest = Callable[[bytes], str]
+"""The content digest of checked bytes, computed in the worker thread while they are at hand."""
+DigestSource = Callable[[], Awaitable[Digest]]
+"""Where the digest comes from (`StagedImages.digester`), asked only for an image that is read here."""
 
 REMOTE_TRANSPORT = (
     "{argument} is a local path, but this server runs over {transport} and cannot read the caller's disk. "
@@ -81,6 +85,8 @@ class CheckedImage:
     label: str
     upload_key: str | None = None
     """The `get_upload_url` object they were read from, deleted once they are staged under their content."""
+    digest: str | None = None
+    """Their content digest (`core.staged`), made in the same worker thread as the check when asked for."""
 
     @property
     def content_type(self) -> str:
@@ -118,6 +124,7 @@ async def load_image(
     store: ObjectStore | None,
     check: FacetsCheck,
     https_only: bool,
+    digest: DigestSource | None = None,
 ) -> ImageInput:
     """The argument as a URL to pass on, or as checked bytes to stage; raises naming the rule it breaks."""
     value = value.strip()
@@ -139,14 +146,28 @@ async def load_image(
     if store is None:
         what = {"path": "a local file", "data": "a data: URI", "upload": "an upload: reference"}[kind]
         raise StagingUnavailableError(NO_STORE.format(argument=argument, what=what))
+    checks = _Checks(check, None if digest is None else await digest())
     if kind == "path":
-        return await _from_path(value, argument, settings, check)
+        return await _from_path(value, argument, settings, checks)
     if kind == "data":
-        return await _from_data_uri(value, argument, check)
-    return await _from_upload(value, argument, store, check)
+        return await _from_data_uri(value, argument, checks)
+    return await _from_upload(value, argument, store, checks)
 
 
-async def _from_path(value: str, argument: str, settings: Settings, check: FacetsCheck) -> CheckedImage:
+@dataclass(frozen=True)
+class _Checks:
+    """What the worker thread does with bytes once read: the header's facts, the tool's rules, the digest."""
+
+    rules: FacetsCheck
+    digest: Digest | None
+
+    def __call__(self, data: bytes, argument: str) -> tuple[ImageFacts, str | None]:
+        facts = read_facts(data, argument)
+        self.rules(argument, facts)
+        return facts, None if self.digest is None else self.digest(data)
+
+
+async def _from_path(value: str, argument: str, settings: Settings, check: _Checks) -> CheckedImage:
     raw = _path_of_file_uri(value, argument) if value[:5].lower() == "file:" else value
     allowed = settings.allowed_input_dirs
     if not allowed:
@@ -155,15 +176,13 @@ async def _from_path(value: str, argument: str, settings: Settings, check: Facet
             "folder, so no local file is read; pass a public https URL instead."
         )
 
-    def read() -> tuple[bytes, ImageFacts]:
+    def read() -> tuple[bytes, ImageFacts, str | None]:
         path = input_paths.resolve(raw, argument, allowed)
         data = input_paths.read_limited(path, argument)
-        facts = read_facts(data, argument)
-        check(argument, facts)
-        return data, facts
+        return data, *check(data, argument)
 
-    data, facts = await anyio.to_thread.run_sync(read)
-    return CheckedImage(data, facts, raw)
+    data, facts, digest = await anyio.to_thread.run_sync(read)
+    return CheckedImage(data, facts, raw, digest=digest)
 
 
 def _path_of_file_uri(value: str, argument: str) -> str:
@@ -178,7 +197,7 @@ def _path_of_file_uri(value: str, argument: str) -> str:
     return unquote(path) if "%" in path else path
 
 
-async def _from_data_uri(value: str, argument: str, check: FacetsCheck) -> CheckedImage:
+async def _from_data_uri(value: str, argument: str, check: _Checks) -> CheckedImage:
     header = DATA_PREFIX.match(value)
     if header is None:
         raise InvalidArgumentError(
@@ -189,20 +208,18 @@ async def _from_data_uri(value: str, argument: str, check: FacetsCheck) -> Check
     if payload_chars * 3 // 4 - min(padding, 2) > catalog.MAX_IMAGE_BYTES:  # known before decoding anything
         raise refused(argument, f"the data: URI's image is larger than {catalog.MAX_IMAGE_MB} MB")
 
-    def decode() -> tuple[bytes, ImageFacts]:
+    def decode() -> tuple[bytes, ImageFacts, str | None]:
         try:
             data = base64.b64decode(value[header.end() :], validate=True)
         except (binascii.Error, ValueError):
             raise InvalidArgumentError(f"{argument} is a data: URI whose base64 payload is not valid base64.") from None
-        facts = read_facts(data, argument)
-        check(argument, facts)
-        return data, facts
+        return data, *check(data, argument)
 
-    data, facts = await anyio.to_thread.run_sync(decode)
-    return CheckedImage(data, facts, size_label(len(data), facts.format))
+    data, facts, digest = await anyio.to_thread.run_sync(decode)
+    return CheckedImage(data, facts, size_label(len(data), facts.format), digest=digest)
 
 
-async def _from_upload(value: str, argument: str, store: ObjectStore, check: FacetsCheck) -> CheckedImage:
+async def _from_upload(value: str, argument: str, store: ObjectStore, check: _Checks) -> CheckedImage:
     key = upload_key(value)
     if key is None:
         raise InvalidArgumentError(f"{argument} is not an upload: reference made by get_upload_url.")
@@ -220,10 +237,5 @@ async def _from_upload(value: str, argument: str, store: ObjectStore, check: Fac
     if len(data) > catalog.MAX_IMAGE_BYTES:
         raise refused(argument, f"the upload is larger than {catalog.MAX_IMAGE_MB} MB")
 
-    def inspect() -> ImageFacts:
-        facts = read_facts(data, argument)
-        check(argument, facts)
-        return facts
-
-    facts = await anyio.to_thread.run_sync(inspect)
-    return CheckedImage(data, facts, label, upload_key=key)
+    facts, digest = await anyio.to_thread.run_sync(check, data, argument)
+    return CheckedImage(data, facts, label, upload_key=key, digest=digest)

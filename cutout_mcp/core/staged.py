@@ -26,7 +26,7 @@ import hmac
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -75,15 +75,19 @@ class StagedImages:
         """The image's identity and key (hashing runs in a worker thread: up to 10 MB)."""
         if isinstance(source, RemoteImage):
             return PlannedImage(source.label, source.url, remote_url=source.url)
-        secret = await self._key()
-        digest = await anyio.to_thread.run_sync(lambda: hmac.new(secret, source.data, hashlib.sha256).hexdigest())
+        digest = source.digest
+        if digest is None:
+            digest = await anyio.to_thread.run_sync(await self.digester(), source.data)
         key = f"{STAGED_PREFIX}{digest}.{EXTENSIONS[source.facts.format]}"
         return PlannedImage(source.label, f"content:{digest}", image=source, staged_key=key)
 
-    async def _key(self) -> bytes:
+    async def digester(self) -> Callable[[bytes], str]:
+        """The content digest (an HMAC-SHA256 under the shared secret), for `load_image` to compute in the
+        worker thread that already holds the bytes."""
         if self._secret is None:
             self._secret = await self.ledger.shared_secret(SECRET_NAME, secrets.token_bytes(32))
-        return self._secret
+        secret = self._secret
+        return lambda data: hmac.new(secret, data, hashlib.sha256).hexdigest()
 
     @asynccontextmanager
     async def holding(self, images: Iterable[PlannedImage]) -> AsyncIterator[None]:

@@ -63,7 +63,13 @@ async def plan_video(
     unfinished job would be returned instead."""
     started = app.clock.now()
     source = await load_image(
-        image_url, "image_url", settings=app.settings, store=app.staging, check=check_video_facts, https_only=False
+        image_url,
+        "image_url",
+        settings=app.settings,
+        store=app.staging,
+        check=check_video_facts,
+        https_only=False,
+        digest=app.staged.digester,
     )
     text = check_prompt(prompt, required=False)
     if not app.client.has_key:  # refused before fetching images or asking the user
