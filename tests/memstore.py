@@ -19,6 +19,7 @@ class MemoryStore:
         self.puts: list[str] = []
         self.deletes: list[str] = []
         self.fail_deletes = False
+        self.delete_attempts = 0
         self.signatures: list[str] = []
 
     @property
@@ -50,6 +51,7 @@ class MemoryStore:
         return self._signed(key)
 
     async def delete(self, key: str) -> None:
+        self.delete_attempts += 1
         if self.fail_deletes:
             raise StagingError("the store is down")
         self.deletes.append(key)

@@ -318,3 +318,32 @@ async def test_a_job_staged_before_a_restart_without_a_store_still_shows_its_pat
     assert read.structured_content is not None
     assert read.structured_content["image_url"] == path
     no_presigned_url(store, text_of(read))
+
+
+async def test_a_failing_store_costs_a_sweep_one_attempt_not_one_per_object(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    for shade in range(3):
+        (pictures / f"shade{shade}.jpg").write_bytes(jpeg(color=(shade * 60, 90, 90)))
+    async with connect(local, clock, store) as client:
+        ids = []
+        for shade in range(3):
+            started = await client.call_tool(
+                "generate_video", {"image_url": str(pictures / f"shade{shade}.jpg"), "wait_seconds": 0}
+            )
+            assert started.structured_content is not None
+            ids.append(started.structured_content["id"])
+        store.fail_deletes = True
+        for job_id in ids:
+            cutout.status[job_id] = 1
+            await client.call_tool("get_video_result", {"id": job_id})
+    assert len(store.staged()) == 3
+    attempts = store.delete_attempts
+    async with connect(local, clock, store):
+        pass
+    assert store.delete_attempts == attempts + 1, "the start-up sweep stops at the first failure"
+    store.fail_deletes = False
+    async with connect(local, clock, store):
+        pass
+    assert store.staged() == []

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 SECRET_NAME = "staging-content-key"  # noqa: S105 - the name of a secret, not one
 DELETE_SECONDS = 10.0
 """Bound on one release (ledger check and delete), so a slow store never holds up a read."""
+SWEEP_SECONDS = 5.0
+"""Bound on one sweep (start-up, `list_video_jobs`); it stops at the first failure, and the next one goes on."""
 STAGED_LABEL = "(a staged image)"
 """Shown for a staged URL upstream echoes when the ledger does not know the job."""
 
@@ -122,19 +124,23 @@ class StagedImages:
             if key is not None and self.store is not None:
                 await self._delete(key, image.label)
 
-    async def release(self, key: str) -> None:
-        """Delete the staged object `key` unless a job still needs it; never raises."""
+    async def release(self, key: str) -> bool:
+        """Delete the staged object `key` unless a job still needs it; never raises. False when the store or
+        the ledger failed (the key stays recorded, so a later sweep retries it)."""
         if self.store is None or self._held[key] > 0:
-            return
+            return True
         try:
             with anyio.fail_after(DELETE_SECONDS):
                 if await self.ledger.staged_key_in_use(key):
                     await self.ledger.forget_staged(key)  # its unfinished job releases it when it finishes
-                    return
-                if await self._delete(key, "a staged image"):
-                    await self.ledger.forget_staged(key)
+                    return True
+                if not await self._delete(key, "a staged image"):
+                    return False
+                await self.ledger.forget_staged(key)
+                return True
         except Exception:
             logger.warning("Could not release a staged image; the next sweep retries", exc_info=True)
+            return False
 
     async def release_job(self, job_id: int) -> None:
         """A video job finished: release its staged image, if it has one."""
@@ -157,8 +163,10 @@ class StagedImages:
         except Exception:
             logger.warning("Could not look for staged images to delete", exc_info=True)
             return
-        for key in keys:
-            await self.release(key)
+        with anyio.move_on_after(SWEEP_SECONDS):
+            for key in keys:
+                if not await self.release(key):
+                    return  # the store or the ledger is failing: the next sweep tries again
 
     async def _delete(self, key: str, label: str) -> bool:
         assert self.store is not None
