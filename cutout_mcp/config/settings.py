@@ -107,8 +107,8 @@ class Settings(BaseModel):
     max_request_body_size: int = Field(default=DEFAULT_MAX_REQUEST_BODY, ge=1024, le=64 * 1024 * 1024)
     """Largest HTTP request body accepted, in bytes; bigger ones get 413 before parsing."""
     input_dirs: tuple[Path, ...] | None = None
-    """Folders whose images the tools may read when given a local path (a path list, separated like PATH;
-    `none` for no folder). Unset: your home folder on stdio, no folder on the HTTP transports."""
+    """Folders local image paths may be read from, separated like PATH (unset: home on stdio, none over HTTP).
+    `none` allows no folder; see docs/images.md for the rules every path must pass."""
     oauth_issuer: str | None = None
     """OAuth resource-server mode (see `server/oauth.py`): the authorization server's issuer URL."""
     oauth_introspection_url: str | None = None
