@@ -417,6 +417,28 @@ async def test_a_ledger_from_before_versioning_is_upgraded_in_place(tmp_path: Pa
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_an_unfinished_job_from_before_image_sources_is_still_found_after_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as db:
+        for migration in schema.SQLITE[:3]:
+            for statement in migration:
+                db.execute(statement)
+        db.execute(schema.VERSION_TABLE)
+        db.execute("INSERT INTO schema_version (version) VALUES (3)")
+        db.execute(
+            "INSERT INTO video_jobs (id, principal, image_url, prompt, status, credits, created_at, updated_at) "
+            f"VALUES (7, 'local', '{IMAGE}', NULL, 'queued', 5, 1, 1)"
+        )
+    storage = SqliteStorage(path)
+    try:
+        found = await storage.find_active("local", IMAGE, None)
+        assert found is not None, "identical requests made before the upgrade are still the same job"
+        assert found.image_url == IMAGE
+        assert await storage.staged_key_of(7) is None
+    finally:
+        storage.close()
+
+
 async def test_a_database_from_a_newer_version_is_refused(backend: Settings, time: ManualClock) -> None:
     async with opened(backend, time) as storage:
         await storage.credits("local", None)
