@@ -234,3 +234,26 @@ async def test_a_job_that_ended_while_the_server_was_down_gives_its_object_up_af
         assert done["status"] == "succeeded"
         assert s3_server.object_keys(s3_prefix) == [], "the restarted server deletes it once it sees the job ended"
     assert upstream.state.charges == 1
+
+
+async def test_an_object_the_lifecycle_rule_expired_under_a_running_job_is_put_again_for_the_next(
+    upstream: Sandbox, s3_server: S3Server, s3_prefix: str, pictures: Path, tmp_path: Path
+) -> None:
+    """The ledger says a job holds the content, but the bucket's one-day rule removed it: the next job of
+    the same picture must not be sent a URL to nothing (its credits would buy a failure)."""
+    import obstore
+
+    env = env_for(upstream, s3_server, s3_prefix, tmp_path, CUTOUT_INPUT_DIRS=str(pictures))
+    path = pictures / "cat.jpg"
+    async with over_stdio(env) as client:
+        first = await client.call_tool("generate_video", {"image_url": str(path), "prompt": "a", "wait_seconds": 0})
+        assert first.is_error is False, text_of(first)
+        (staged,) = s3_server.object_keys(s3_prefix)
+        await obstore.delete_async(s3_server.admin_store(s3_prefix), staged)  # what the lifecycle rule does
+        second = await client.call_tool("generate_video", {"image_url": str(path), "prompt": "b", "wait_seconds": 0})
+        assert second.is_error is False, text_of(second)
+    assert s3_server.object_keys(s3_prefix) == [staged], "put again under the same content key"
+    newest = max(upstream.state.jobs.values(), key=lambda job: job.seq)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(newest.image_url)).content == path.read_bytes()
+    assert upstream.state.charges == 2

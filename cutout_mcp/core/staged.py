@@ -5,9 +5,10 @@ secret every process sharing the ledger shares (`Storage.shared_secret`), so:
 
 - its store key `staged/<digest>.jpg|png` is the same on every replica and after restarts, and cannot be
   guessed from the image (nor the image confirmed from the key) without the secret;
-- identical bytes, whatever path, upload or data: URI they came from, are one object, put once (`size()`
-  first), and one request identity (`content:<digest>`): the ledger's `find_active` and the paid path's
-  dedupe use it, never the presigned URL, which changes with every signing.
+- identical bytes, whatever path, upload or data: URI they came from, are one object, put once (while a
+  job holds it, it is looked up with `size()` instead), and one request identity (`content:<digest>`):
+  the ledger's `find_active` and the paid path's dedupe use it, never the presigned URL, which changes
+  with every signing.
 
 cutout.pro receives `signed_get_url(key)` for the object; the URL is never recorded or shown.
 
@@ -112,10 +113,14 @@ class StagedImages:
         assert image.staged_key is not None
         assert self.store is not None
         data = image.image.data
-        if await self.store.size(image.staged_key) != len(data):
-            await self.store.put(image.staged_key, data, image.image.content_type)
+        # New content (no unfinished job in the ledger holds its key) is put at once: no HEAD round trip to
+        # the bucket first. Content a job holds is looked up, since the bucket's lifecycle rule may have
+        # expired it under a job the ledger still sees as unfinished.
+        key = image.staged_key
+        if not await self.ledger.staged_key_in_use(key) or await self.store.size(key) != len(data):
+            await self.store.put(key, data, image.image.content_type)
             logger.info("Staged %s (%d bytes) for cutout.pro", image.label, len(data))
-        return await self.store.signed_get_url(image.staged_key)
+        return await self.store.signed_get_url(key)
 
     async def drop_uploads(self, images: Iterable[PlannedImage]) -> None:
         """Delete the `get_upload_url` objects whose content is now staged under its own key."""
