@@ -337,3 +337,26 @@ async def test_without_a_store_a_local_image_says_what_to_set(value: str, home: 
     assert "AWS_ACCESS_KEY_ID" in message
     assert "public https URL" in message
     assert "Nothing was sent or charged" in message
+
+
+@pytest.mark.parametrize(("real_size", "refused"), [(5000, False), (catalog.MAX_IMAGE_BYTES + 1, True)])
+def test_a_file_that_grew_after_its_size_was_read_is_read_to_the_limit_and_no_further(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_size: int, refused: bool
+) -> None:
+    """The read is sized by the file's size when checked; a file growing meanwhile is still capped."""
+    from cutout_mcp.core import input_paths
+
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + b"\0" * (real_size - 3))
+    real_fstat = os.fstat
+
+    def smaller(fd: int) -> os.stat_result:  # the size as it was before the file grew
+        found = real_fstat(fd)
+        return os.stat_result((found.st_mode, *found[1:6], 1000, *found[7:]))
+
+    monkeypatch.setattr(input_paths.os, "fstat", smaller)
+    if refused:
+        with pytest.raises(ImageRefusedError, match=f"larger than {catalog.MAX_IMAGE_MB} MB"):
+            input_paths.read_limited(path, "image_url")
+    else:
+        assert input_paths.read_limited(path, "image_url") == path.read_bytes()
