@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Any
 
 import pytest
@@ -70,6 +71,9 @@ def test_a_finished_video_plays_with_its_cover_size_id_and_links(viewing: Viewin
     ]
     assert log["openLinks"] == [job["result_url"]]
     assert log["viewCalls"] == []  # a finished job needs nothing more from the server
+    frame_height = viewing.page.evaluate("() => document.querySelector('iframe.view').clientHeight")
+    assert log["sizes"][-1] >= job["height"]  # the view asked for room for the video...
+    assert frame_height == log["sizes"][-1]  # ...and the host gave it
     viewing.screenshot("video-finished")
     viewing.assert_clean()
 
@@ -87,6 +91,8 @@ def test_an_unfinished_job_is_watched_by_the_view_until_it_plays(viewing: Viewin
 
     video = wait_for_playing(shown, timeout=60_000)
     assert str(job["id"]) in video["src"]
+    states = shown.proxy.evaluate("() => window.viewEvents.states")
+    assert any(re.search(r"Rendering: [1-9][0-9]?%", state) for state in states), states  # seen while it rendered
     calls = viewing.log()["viewCalls"]
     assert calls
     assert {c["name"] for c in calls} == {"get_video_result"}

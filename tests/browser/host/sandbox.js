@@ -3,12 +3,13 @@
 // view's HTML into an inner iframe (which inherits that policy) and relays messages both ways.
 //
 // Test instrumentation: what the view does that a test must see (CSP violations, uncaught errors,
-// when its video shows its first frame) is recorded in `window.viewEvents`, read by Playwright.
+// when its video shows its first frame, the status lines it showed) is recorded in `window.viewEvents`,
+// read by Playwright.
 
 (() => {
   const host = window.parent;
   const hostOrigin = document.referrer ? new URL(document.referrer).origin : "*";
-  const events = (window.viewEvents = { violations: [], errors: [], frames: [] });
+  const events = (window.viewEvents = { violations: [], errors: [], frames: [], states: [] });
   const inner = document.createElement("iframe");
   inner.setAttribute("sandbox", "allow-scripts allow-same-origin allow-forms");
   document.body.appendChild(inner);
@@ -24,6 +25,11 @@
       if (e.target === win) events.errors.push(String(e.message || e.error));
     });
     win.addEventListener("unhandledrejection", (e) => events.errors.push(`unhandled rejection: ${e.reason}`));
+    // every status line the view shows, in order, so a test can read what it went through
+    new win.MutationObserver(() => {
+      const shown = [...doc.querySelectorAll("[role=status]")].map((e) => e.textContent).join(" | ");
+      if (shown && shown !== events.states[events.states.length - 1]) events.states.push(shown);
+    }).observe(doc, { subtree: true, childList: true, characterData: true });
     // media events do not bubble, but they pass the document on their way down (capture)
     doc.addEventListener("loadeddata", (e) => {
       const video = e.target;
