@@ -198,3 +198,30 @@ def test_media_from_an_undeclared_origin_show_the_contact_sheet_and_say_why(view
     assert sum(background()) > 600
     viewing.screenshot("undeclared-origin")
     viewing.assert_clean()
+
+
+def test_an_edit_from_elsewhere_shows_its_inline_preview_and_the_reference_s_label(viewing: Viewing) -> None:
+    drawn = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 120, 40)).save(drawn, format="JPEG")
+    preview = base64.b64encode(drawn.getvalue()).decode()
+    edit = {
+        "id": 77,
+        "status": "succeeded",
+        "image_url": "https://images.example.org/e/77.jpg",
+        "model": "flux-kontext",
+        "aspect_ratio": "original",
+        "prompt": "paint it",
+        "reference_image_urls": ["~/Pictures/cat.jpg", "upload:a1b2"],
+        "credits_charged": 4,
+        "message": "Edited.",
+    }
+    result = {
+        "content": [{"type": "text", "text": "{}"}, {"type": "image", "data": preview, "mimeType": "image/jpeg"}],
+        "structuredContent": edit,
+    }
+    shown = viewing.show("edit_image", {"prompt": "paint it", "image_urls": ["~/Pictures/cat.jpg"]}, result=result)
+    assert images_loaded(shown, ".compare img") == [{"src": f"data:image/jpeg;base64,{preview}", "width": 320}]
+    before = shown.view.inner_text(".compare figure:first-child")
+    assert "~/Pictures/cat.jpg" in before
+    assert "upload:a1b2" in shown.view.get_attribute(".thumbs .placeholder", "title")
+    viewing.assert_clean()
