@@ -99,7 +99,7 @@ GET_UPLOAD_URL = (
     f"PUT the file's bytes to upload_url within {UPLOAD_SECONDS // 60} minutes (e.g. curl -T cat.jpg -H 'Content-Type: "
     "image/jpeg' '<upload_url>'), then pass image_url (upload:...) to the paid tool. The image must be a "
     f"JPEG or PNG of at most {catalog.MAX_IMAGE_MB} MB; it is checked when used, before anything is charged. "
-    "Needs a staging bucket (CUTOUT_STAGING_URL) on the server."
+    "Works when the server has a staging bucket (CUTOUT_STAGING_URL) or runs in sandbox mode."
 )
 
 WAIT_SECONDS = (
