@@ -347,3 +347,36 @@ async def test_a_failing_store_costs_a_sweep_one_attempt_not_one_per_object(
     async with connect(local, clock, store):
         pass
     assert store.staged() == []
+
+
+async def test_a_submit_under_way_on_another_replica_keeps_the_object_from_being_deleted(tmp_path: Path) -> None:
+    from cutout_mcp.core.image_rules import check_video_facts
+    from cutout_mcp.core.image_sources import load_image
+    from cutout_mcp.core.staged import StagedImages
+    from cutout_mcp.core.storage import SqliteStorage
+
+    (tmp_path / "cat.jpg").write_bytes(jpeg())
+    store = MemoryStore()
+    settings = Settings(api_key="k", input_dirs=(tmp_path,))
+    one, two = SqliteStorage.open_in(tmp_path / "state"), SqliteStorage.open_in(tmp_path / "state")
+    try:
+        deleting, submitting = StagedImages(store, one), StagedImages(store, two)  # two replicas, one ledger
+        source = await load_image(
+            str(tmp_path / "cat.jpg"),
+            "image_url",
+            settings=settings,
+            store=store,
+            check=check_video_facts,
+            https_only=False,
+        )
+        image = await submitting.plan(source)
+        assert image.staged_key is not None
+        async with submitting.holding([image]):
+            await submitting.url(image)
+            assert await deleting.release(image.staged_key)
+            assert store.staged() == [image.staged_key], "kept while the other replica's submit is under way"
+        assert await deleting.release(image.staged_key)
+        assert store.staged() == []
+    finally:
+        one.close()
+        two.close()

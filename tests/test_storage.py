@@ -173,6 +173,22 @@ async def test_a_staged_image_is_found_by_content_shown_by_source_and_released_o
     assert await store.finished_staged_keys() == [key]
 
 
+async def test_a_guard_prefix_is_held_while_any_guard_under_it_is_within_its_lease(
+    store: Storage, time: ManualClock
+) -> None:
+    assert not await store.guard_held("staged-use:k1:")
+    mine = Guard("staged-use:k1:a", "me")
+    assert (await store.claim_guard(mine, 30, 0)).claimed
+    assert (await store.claim_guard(Guard("staged-use:k10:b", "me"), 30, 0)).claimed
+    assert await store.guard_held("staged-use:k1:")
+    assert not await store.guard_held("staged-use:k2:")
+    await store.release_guard(mine)
+    assert not await store.guard_held("staged-use:k1:"), "k10 is another key"
+    await store.claim_guard(mine, 30, 0)
+    time.advance(31)
+    assert not await store.guard_held("staged-use:k1:"), "a dead holder's mark expires with its lease"
+
+
 async def test_a_job_id_of_64_bits_is_kept_exactly(store: Storage) -> None:
     job_id = 2**63 - 1
     await store.record_video_job(None, job_id, "local", IMAGE, None, 5)

@@ -81,7 +81,9 @@ async def open_context(
         open_staging(settings, staging) as staging,  # the given store, or the bucket the settings name
         client,
         open_storage(settings, the_clock) if storage is None else _lent(storage) as ledger,
-        _watcher(client, ledger, the_clock, poll_policy, staged := StagedImages(staging, ledger)).running() as watcher,
+        _watcher(
+            client, ledger, the_clock, poll_policy, staged := StagedImages(staging, ledger, lease=guard_lease(settings))
+        ).running() as watcher,
         open_inspector(settings, inspector) as checker,
         Downloads(
             settings.output_dir,
@@ -133,6 +135,11 @@ def _watcher(
             await staged.release_job(job.id)
 
     return JobWatcher(read, clock, policy or PollPolicy(), on_update=update)
+
+
+def _staged(staging: ObjectStore | None, ledger: Storage, settings: Settings) -> StagedImages:
+    """Staged images, whose submits mark their use for as long as a submit may take."""
+    return StagedImages(staging, ledger, lease=guard_lease(settings))
 
 
 def guard_lease(settings: Settings) -> float:

@@ -15,15 +15,18 @@ cutout.pro receives `signed_get_url(key)` for the object; the URL is never recor
 Deletion: a video job's key is in the ledger (`staged_key`); when a read finds the job finished (the
 watcher's update hook, a sweep at start-up and on `list_video_jobs`), the key is released. An edit's keys
 are released after its answer. Release deletes the object unless an unfinished job in the ledger or a
-submit under way in this process still uses it (content-addressed keys are shared). A failed delete is
-logged and retried by the next sweep; it never fails a call. A submit under way in another replica is not
-visible here: the window is its staging-to-recording time, and the bucket's lifecycle rule is the backstop.
+submit under way on any replica still uses it (content-addressed keys are shared). A submit marks its use
+in the shared guard table (`staged-use:<key>:<id>`, with the paid path's lease) before it looks for the
+object, and a delete looks for marks before deleting; both take the key's lock (`staged-lock:<key>`, held
+for milliseconds) for that step, so a delete either sees the mark or is over before the submit checks the
+object (and puts it again). A failed delete is logged and retried by the next sweep; it never fails a call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import secrets
 from collections import Counter
@@ -36,8 +39,8 @@ import anyio.to_thread
 
 from cutout_mcp.core.image_rules import EXTENSIONS
 from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
-from cutout_mcp.core.staging import ObjectStore
-from cutout_mcp.core.storage import Storage
+from cutout_mcp.core.staging import ObjectStore, StagingError
+from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -46,6 +49,11 @@ logger = logging.getLogger(__name__)
 SECRET_NAME = "staging-content-key"  # noqa: S105 - the name of a secret, not one
 DELETE_SECONDS = 10.0
 """Bound on one release (ledger check and delete), so a slow store never holds up a read."""
+LOCK_PREFIX, USE_PREFIX = "staged-lock:", "staged-use:"
+"""Guard keys (`Storage.claim_guard`) of a staged object's lock and of each submit using it."""
+LOCK_SECONDS = 5.0
+"""A lock's lease: it is held for one mark or one delete, milliseconds; a dead holder's expires."""
+LOCK_POLL_SECONDS = 0.01
 SWEEP_SECONDS = 5.0
 """Bound on one sweep (start-up, `list_video_jobs`); it stops at the first failure, and the next one goes on."""
 STAGED_LABEL = "(a staged image)"
@@ -67,9 +75,13 @@ class PlannedImage:
 class StagedImages:
     """Naming, staging and releasing the images of one server (every tool call shares it)."""
 
-    def __init__(self, store: ObjectStore | None, ledger: Storage) -> None:
+    def __init__(self, store: ObjectStore | None, ledger: Storage, *, lease: float = 90.0) -> None:
         self.store = store
         self.ledger = ledger
+        self._lease = lease
+        """How long a submit's use mark lasts without its holder: past the longest submit (`guard_lease`)."""
+        self._process = f"staging:{secrets.token_hex(6)}"
+        self._calls = itertools.count()
         self._secret: bytes | None = None
         self._held: Counter[str] = Counter()
         """Keys a submit in this process is staging or paying for: not deleted under it."""
@@ -94,16 +106,52 @@ class StagedImages:
 
     @asynccontextmanager
     async def holding(self, images: Iterable[PlannedImage]) -> AsyncIterator[None]:
-        """Keep the images' objects from being released while a submit stages and pays for them."""
-        keys = [image.staged_key for image in images if image.staged_key is not None]
+        """Keep the images' objects from being released, by this process or any other sharing the ledger,
+        while a submit stages and pays for them (until its job is recorded)."""
+        keys = sorted({image.staged_key for image in images if image.staged_key is not None})
         self._held.update(keys)
+        marks: list[Guard] = []
         try:
+            for key in keys:
+                marks.append(await self._mark(key))
             yield
         finally:
+            with anyio.CancelScope(shield=True):
+                for mark in marks:
+                    try:
+                        await self.ledger.release_guard(mark)
+                    except StorageError:  # its lease ends it anyway
+                        logger.warning("Could not release a staged image's use mark", exc_info=True)
             self._held.subtract(keys)
             for key in keys:
                 if self._held[key] <= 0:
                     del self._held[key]
+
+    async def _mark(self, key: str) -> Guard:
+        """Mark a submit of `key` under way in the shared ledger, under the key's lock, so that a delete on
+        any replica either sees the mark or has finished before this submit looks for the object."""
+        lock = Guard(LOCK_PREFIX + key, self._holder())
+        await self._lock(lock)
+        try:
+            mark = Guard(f"{USE_PREFIX}{key}:{secrets.token_hex(8)}", self._holder())
+            await self.ledger.claim_guard(mark, self._lease, 0.0)  # a key of its own: always claimed
+        finally:
+            await self.ledger.release_guard(lock)
+        return mark
+
+    async def _lock(self, lock: Guard, *, wait: bool = True) -> bool:
+        """Claim a key's lock, held for milliseconds by a delete or a submit's mark; `wait` polls for it."""
+        if not wait:
+            return (await self.ledger.claim_guard(lock, LOCK_SECONDS, 0.0)).claimed
+        with anyio.move_on_after(LOCK_SECONDS + 1):
+            while True:  # polls the shared ledger: another process holds the lock, no event can say when it goes
+                if (await self.ledger.claim_guard(lock, LOCK_SECONDS, 0.0)).claimed:
+                    return True
+                await anyio.sleep(LOCK_POLL_SECONDS)
+        raise StagingError("A staged image stayed locked by another server process; nothing was sent or charged.")
+
+    def _holder(self) -> str:
+        return f"{self._process}#{next(self._calls)}"
 
     async def url(self, image: PlannedImage) -> str:
         """What cutout.pro is given: the URL itself, or a presigned URL of the staged copy (put once)."""
@@ -131,18 +179,27 @@ class StagedImages:
 
     async def release(self, key: str) -> bool:
         """Delete the staged object `key` unless a job still needs it; never raises. False when the store or
-        the ledger failed (the key stays recorded, so a later sweep retries it)."""
+        the ledger failed (the key stays recorded, so a later sweep retries it).
+
+        Under the key's lock: a submit under way anywhere (its use mark) or an unfinished job keeps it."""
         if self.store is None or self._held[key] > 0:
             return True
         try:
             with anyio.fail_after(DELETE_SECONDS):
-                if await self.ledger.staged_key_in_use(key):
-                    await self.ledger.forget_staged(key)  # its unfinished job releases it when it finishes
+                lock = Guard(LOCK_PREFIX + key, self._holder())
+                if not await self._lock(lock, wait=False):
+                    return True  # a submit is marking it: kept, and the next sweep looks again
+                try:
+                    if await self.ledger.guard_held(f"{USE_PREFIX}{key}:") or await self.ledger.staged_key_in_use(key):
+                        await self.ledger.forget_staged(key)  # the job under way releases it when it finishes
+                        return True
+                    if not await self._delete(key, "a staged image"):
+                        return False
+                    await self.ledger.forget_staged(key)
                     return True
-                if not await self._delete(key, "a staged image"):
-                    return False
-                await self.ledger.forget_staged(key)
-                return True
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.ledger.release_guard(lock)
         except Exception:
             logger.warning("Could not release a staged image; the next sweep retries", exc_info=True)
             return False

@@ -312,6 +312,10 @@ class PostgresStorage(Storage):
     async def release_guard(self, guard: Guard) -> None:
         await self._execute("DELETE FROM guards WHERE key = %s AND holder = %s", (guard.key, guard.holder))
 
+    async def guard_held(self, prefix: str) -> bool:
+        params = (len(prefix), prefix, self._clock.now())
+        return await self._one(STAGED_SQL["held"].replace("?", "%s"), params) is not None
+
     # --- tasks -------------------------------------------------------------------------
 
     async def create_task(self, row: TaskRow) -> None:

@@ -202,6 +202,10 @@ class SqliteStorage(Storage):
     async def release_guard(self, guard: Guard) -> None:
         await self._run(sql.execute, "DELETE FROM guards WHERE key = ? AND holder = ?", (guard.key, guard.holder))
 
+    async def guard_held(self, prefix: str) -> bool:
+        params = (len(prefix), prefix, self._now())
+        return await self._run(sql.one, STAGED_SQL["held"], params) is not None
+
     # --- tasks -------------------------------------------------------------------------
 
     async def create_task(self, row: TaskRow) -> None:
