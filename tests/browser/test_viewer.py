@@ -157,6 +157,21 @@ def test_the_gallery_lists_the_jobs_and_plays_the_one_chosen_with_the_keyboard(v
     viewing.assert_clean()
 
 
+def test_refreshing_the_gallery_lists_again_with_the_call_s_own_arguments(viewing: Viewing) -> None:
+    shown = viewing.show("list_video_jobs", {"status": "succeeded", "limit": 2})
+    before = [c.get_attribute("data-job") for c in shown.view.query_selector_all("button.card")]
+    made = viewing.show(
+        "generate_video", {"image_url": viewing.sandbox["sample_image_url"], "prompt": "later", "wait_seconds": 40}
+    )
+    new_id = str(made.result["structuredContent"]["id"])
+    assert new_id not in before
+    shown.view.click("button.refresh")
+    shown.view.wait_for_selector(f'button.card[data-job="{new_id}"]')
+    assert viewing.log()["viewCalls"] == [{"name": "list_video_jobs", "arguments": {"status": "succeeded", "limit": 2}}]
+    assert len(shown.view.query_selector_all("button.card")) <= 2
+    viewing.assert_clean()
+
+
 def test_media_from_an_undeclared_origin_show_the_contact_sheet_and_say_why(viewing: Viewing) -> None:
     drawn = io.BytesIO()
     Image.new("RGB", (480, 180), (40, 120, 200)).save(drawn, format="JPEG")

@@ -34,7 +34,28 @@ function creditsLine(credits) {
   return h("p", { class: "muted" }, `${text}.`);
 }
 
-function renderGallery(root, result) {
+// The list again, with the call's own arguments (free: the ledger, as last read); the gallery is replaced.
+function refreshButton(root, args) {
+  const note = h("span", { class: "note", role: "status" });
+  const button = h("button", {
+    type: "button",
+    class: "refresh",
+    onclick: async () => {
+      button.disabled = true;
+      note.textContent = "Refreshing…";
+      try {
+        renderGallery(root, await callTool("list_video_jobs", args), args);
+        root.querySelector(".refresh").focus();
+      } catch (error) {
+        button.disabled = false;
+        note.textContent = `Could not refresh: ${error.message}`;
+      }
+    },
+  }, "Refresh");
+  return h("div", { class: "actions" }, button, note);
+}
+
+function renderGallery(root, result, args) {
   if (result.isError) {
     replace(root, h("div", { class: "problem", role: "alert" }, h("p", {}, textOf(result))));
     return;
@@ -48,6 +69,7 @@ function renderGallery(root, result) {
   const gallery = h("section", { class: "gallery", "aria-label": "Your video jobs" },
     h("h2", {}, jobs.length ? `Your video jobs (${jobs.length})` : "No video jobs yet"),
     creditsLine(list.credits),
+    refreshButton(root, args),
     h("ul", { class: "cards" }, jobs.map((job) => card(job, (chosen, button) => openJob(root, gallery, chosen, button)))));
   replace(root, gallery);
 }
@@ -80,13 +102,17 @@ function openJob(root, gallery, job, button) {
 
 (() => {
   let shown = false;
+  let args = {};
   const main = start({
     ready() {
       if (!shown) replace(main, h("p", { class: "muted", role: "status" }, "Reading your video jobs…"));
     },
+    input(given) {
+      args = given;
+    },
     result(result) {
       shown = true;
-      renderGallery(main, result);
+      renderGallery(main, result, args);
     },
   });
 })();
