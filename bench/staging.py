@@ -6,8 +6,8 @@ A real S3-compatible server (SeaweedFS, `tests/s3server.py`, SigV4 on) on loopba
 - floor: obstore's `put_async` of the bytes (already in memory) to a fresh key, one PUT;
 - staged: what `generate_video` does with a local file before it pays, through the server's own
   functions: `load_image` reads it, checks it (format and dimensions from the header) and hashes it
-  in one worker thread, `StagedImages` asks the ledger whether a job holds its content key, puts it
-  and signs its GET URL.
+  in one worker thread, `StagedImages` marks its use in the ledger, asks it whether a job holds its
+  content key, puts it and signs its GET URL.
 
 Also the event loop's longest stall while staging (a ticker task measures how late it wakes), beside
 what a full decode of the same image takes: a decode on the loop would stall it at least that long.
@@ -64,8 +64,8 @@ def jpeg_of_about(size: int) -> bytes:
 
 async def stage_local_file(app: Staging, path: Path) -> str:
     """What `generate_video` does with a local file before it pays: `load_image` reads, checks (size,
-    format and dimensions from the header) and hashes it in one worker thread, `StagedImages` stages it
-    under its content key (looks it up in the ledger, puts it, signs its GET URL)."""
+    format and dimensions from the header) and hashes it in one worker thread, `StagedImages` marks its
+    use and stages it under its content key (looks it up in the ledger, puts it, signs its GET URL)."""
     source = await load_image(
         str(path),
         "image_url",
@@ -75,7 +75,9 @@ async def stage_local_file(app: Staging, path: Path) -> str:
         https_only=False,
         digest=app.staged.digester,
     )
-    return await app.staged.url(await app.staged.plan(source))
+    image = await app.staged.plan(source)
+    async with app.staged.holding([image]):  # its use marked in the ledger, as a submit does until recorded
+        return await app.staged.url(image)
 
 
 def full_decode_seconds(data: bytes) -> float:
