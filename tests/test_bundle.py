@@ -40,6 +40,11 @@ not source got in."""
 USER_CONFIG = re.compile(r"\$\{user_config\.([A-Za-z0-9_]+)\}")
 REGISTRY_FORMAT = {"string": "string", "number": "number", "boolean": "boolean", "directory": "filepath"}
 """The server.json `format` each user_config `type` corresponds to."""
+PATH_LISTS = {"CUTOUT_INPUT_DIRS"}
+"""Variables holding a list of folders: server.json says `string` (a list is not one filepath), while the
+form offers one folder through a `directory` picker. MCPB cannot give a `multiple` option to a variable
+(the host substitutes an array only as separate `args`, never into an `env` string), so one folder it is."""
+README = (ROOT / "README.md").read_text()
 
 
 def env_mapping() -> dict[str, str]:
@@ -134,7 +139,30 @@ def test_every_option_fills_one_real_setting_listed_in_server_json() -> None:
     for var, key in mapping.items():
         assert ENVIRONMENT.get(var) == "all", f"{var} is not a setting of the stdio server"
         assert var in registry, f"{var} is missing from server.json"
-        assert REGISTRY_FORMAT[MANIFEST["user_config"][key]["type"]] == registry[var]["format"]
+        option_type = MANIFEST["user_config"][key]["type"]
+        if var in PATH_LISTS:
+            assert (option_type, registry[var]["format"]) == ("directory", "string")
+            assert not MANIFEST["user_config"][key].get("multiple"), "an array cannot fill an env variable"
+        else:
+            assert REGISTRY_FORMAT[option_type] == registry[var]["format"]
+
+
+def test_the_readme_s_bundle_table_lists_every_field_of_the_form() -> None:
+    """The README's Claude Desktop section names each field as the form titles it, and what it sets."""
+    section = README.split("### Claude Desktop", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| ([^|`]+?) \| `([A-Z_]+)` \|", section, re.MULTILINE)
+    assert rows, "the Claude Desktop section has its table of fields"
+    in_form = {MANIFEST["user_config"][key]["title"]: var for var, key in env_mapping().items()}
+    assert dict(rows) == in_form
+    assert len(rows) == len(in_form), "each field once"
+
+
+def test_the_folder_field_is_the_one_folder_local_images_are_read_from(tmp_path: Path) -> None:
+    key = env_mapping()["CUTOUT_INPUT_DIRS"]
+    settings = Settings.load({"CUTOUT_INPUT_DIRS": as_env(str(tmp_path / "My Pictures"))})
+    assert settings.allowed_input_dirs == (tmp_path / "My Pictures",)
+    blank = Settings.load({"CUTOUT_INPUT_DIRS": as_env(MANIFEST["user_config"][key]["default"])})
+    assert blank.allowed_input_dirs == (Path.home(),), "left empty, the home folder, as without the bundle"
 
 
 def test_only_the_api_key_is_required_and_exactly_the_secrets_are_sensitive() -> None:
