@@ -149,7 +149,7 @@ async def test_the_same_bytes_by_another_path_or_a_data_uri_are_the_same_job_pai
     assert len(store.puts) == 1, "the same content is uploaded once"
 
 
-async def test_an_upload_is_staged_by_its_content_and_the_upload_removed(
+async def test_an_upload_is_staged_by_its_content_and_is_the_same_request_as_that_content(
     local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
 ) -> None:
     store = MemoryStore()
@@ -162,10 +162,65 @@ async def test_an_upload_is_staged_by_its_content_and_the_upload_removed(
         again = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
     assert first.structured_content is not None
     assert first.structured_content["image_url"] == f"upload:{UPLOADS_U}/cat.jpg"
-    assert f"{UPLOADS_U}/cat.jpg" not in store.objects
     assert len(store.staged()) == 1
     assert again.structured_content is not None
     assert again.structured_content["credits_charged"] == 0
+
+
+async def test_a_video_call_repeated_with_its_upload_gets_the_same_job_free_until_the_job_finishes(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    """A retry after a timeout repeats the call exactly: the reference still names the same content."""
+    store = MemoryStore()
+    upload = f"{UPLOADS_U}/cat.jpg"
+    await store.put(upload, (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    call = {"image_url": f"upload:{upload}", "prompt": "blink", "wait_seconds": 0}
+    async with connect(local, clock, store) as client:
+        first = await client.call_tool("generate_video", call)
+        retry = await client.call_tool("generate_video", call)
+        cutout.status[JOB_ID] = 1
+        finished = await client.call_tool("get_video_result", {"id": JOB_ID})
+        late = await client.call_tool("generate_video", call)
+    assert first.structured_content is not None
+    assert retry.structured_content is not None
+    assert retry.is_error is False, text_of(retry)
+    assert retry.structured_content["id"] == first.structured_content["id"] == JOB_ID
+    assert retry.structured_content["credits_charged"] == 0
+    assert retry.structured_content["image_url"] == f"upload:{upload}"
+    assert len(cutout.sent) == 1
+    assert finished.structured_content is not None
+    assert finished.structured_content["status"] == "succeeded"
+    assert upload not in store.objects, "the upload goes with its job"
+    assert store.staged() == []
+    assert late.is_error is True, "once the job is finished, a second use is refused, not paid for again"
+    assert "finished" in text_of(late)
+    assert "Nothing was sent or charged" in text_of(late)
+    assert len(cutout.sent) == 1
+
+
+async def test_an_upload_shared_by_two_unfinished_jobs_stays_until_both_finish(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    store = MemoryStore()
+    upload = f"{UPLOADS_U}/cat.jpg"
+    await store.put(upload, (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    async with connect(local, clock, store) as client:
+        for prompt in ("one", "two"):
+            await client.call_tool(
+                "generate_video", {"image_url": f"upload:{upload}", "prompt": prompt, "wait_seconds": 0}
+            )
+        cutout.status[JOB_ID] = 1
+        await client.call_tool("get_video_result", {"id": JOB_ID})
+        assert upload in store.objects, "the second job's call may still be repeated"
+        retry = await client.call_tool(
+            "generate_video", {"image_url": f"upload:{upload}", "prompt": "two", "wait_seconds": 0}
+        )
+        cutout.status[SECOND_JOB] = 2
+        await client.call_tool("get_video_result", {"id": SECOND_JOB})
+    assert retry.structured_content is not None
+    assert (retry.structured_content["id"], retry.structured_content["credits_charged"]) == (SECOND_JOB, 0)
+    assert upload not in store.objects
+    assert store.staged() == []
 
 
 async def test_a_refused_image_uploads_nothing_and_charges_nothing(

@@ -213,8 +213,12 @@ async def test_an_upload_over_streamable_http_becomes_a_video(
         (job,) = upstream.state.jobs.values()
         async with httpx.AsyncClient() as http:
             assert (await http.get(job.image_url)).content == photo
-        (staged,) = s3_server.object_keys(s3_prefix)
-        assert staged.startswith("staged/"), "the upload itself is deleted once its content is staged"
+        retry = await client.call_tool("generate_video", {"image_url": reference, "wait_seconds": 0})
+        assert retry.structured_content is not None, text_of(retry)
+        assert retry.structured_content["id"] == started.structured_content["id"], "the same call is the same job"
+        assert retry.structured_content["credits_charged"] == 0
+        kept = s3_server.object_keys(s3_prefix)
+        assert sorted(key.split("/")[0] for key in kept) == ["staged", "uploads"], "kept while the job runs"
         done = await finish(upstream, client, started.structured_content["id"])
         assert done["status"] == "succeeded"
         assert s3_server.object_keys(s3_prefix) == [], "the upload and its staged copy deleted"

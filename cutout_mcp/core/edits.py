@@ -107,7 +107,7 @@ async def edit_image(
         if not keep:  # answered (or never sent): cutout.pro is done with the staged copies
             for key in {image.staged_key for image in images if image.staged_key is not None}:
                 await app.staged.release(key)
-    await app.staged.drop_uploads(images)
+    await app.staged.drop_uploads(images, keep_for_jobs=False)  # an edit is finished once answered
     result = paid.value
     if result.status != 1 or not result.image_url:
         reason = result.fail_reason or "no reason given"

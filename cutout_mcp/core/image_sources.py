@@ -227,9 +227,10 @@ async def _from_upload(value: str, argument: str, store: ObjectStore, check: _Ch
     size = await store.size(key)
     if size is None:
         raise InvalidArgumentError(
-            f"{argument}: nothing was uploaded to {label} (or it was already used). Upload the file to the "
-            "upload_url that get_upload_url returned (it expires after 15 minutes), then call again. "
-            "Nothing was sent or charged."
+            f"{argument}: nothing was uploaded to {label}, or it was used by an edit or by a video job that has "
+            "finished since (an upload is kept only while a video job made from it is unfinished; list_video_jobs "
+            "shows that job). Upload the file to the upload_url that get_upload_url returned (it expires after "
+            "15 minutes), or call get_upload_url again, then call again. Nothing was sent or charged."
         )
     if size > catalog.MAX_IMAGE_BYTES:
         raise refused(argument, f"the upload is larger than {catalog.MAX_IMAGE_MB} MB")

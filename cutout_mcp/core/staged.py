@@ -14,12 +14,15 @@ cutout.pro receives `signed_get_url(key)` for the object; the URL is never recor
 
 Deletion: a video job's key is in the ledger (`staged_key`); when a read finds the job finished (the
 watcher's update hook, a sweep at start-up and on `list_video_jobs`), the key is released. An edit's keys
-are released after its answer. Release deletes the object unless an unfinished job in the ledger or a
-submit under way on any replica still uses it (content-addressed keys are shared). A submit marks its use
-in the shared guard table (`staged-use:<key>:<id>`, with the paid path's lease) before it looks for the
-object, and a delete looks for marks before deleting; both take the key's lock (`staged-lock:<key>`, held
-for milliseconds) for that step, so a delete either sees the mark or is over before the submit checks the
-object (and puts it again). A failed delete is logged and retried by the next sweep; it never fails a call.
+are released after its answer. An `upload:` object goes when the content it was staged as does: an edit's
+after the answer, a video's when its job finishes (until then the same call repeated with the same
+reference reads the same bytes, so it is the same request and gets the same job, free). Release deletes
+the object unless an unfinished job in the ledger or a submit under way on any replica still uses it
+(content-addressed keys are shared). A submit marks its use in the shared guard table
+(`staged-use:<key>:<id>`, with the paid path's lease) before it looks for the object, and a delete looks
+for marks before deleting; both take the key's lock (`staged-lock:<key>`, held for milliseconds) for that
+step, so a delete either sees the mark or is over before the submit checks the object (and puts it
+again). A failed delete is logged and retried by the next sweep; it never fails a call.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import anyio.to_thread
 
 from cutout_mcp.core.image_rules import EXTENSIONS
 from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
-from cutout_mcp.core.staging import ObjectStore, StagingError
+from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
 from cutout_mcp.upstream.models import UpstreamVideoJob
@@ -170,12 +173,29 @@ class StagedImages:
             logger.info("Staged %s (%d bytes) for cutout.pro", image.label, len(data))
         return await self.store.signed_get_url(key)
 
-    async def drop_uploads(self, images: Iterable[PlannedImage]) -> None:
-        """Delete the `get_upload_url` objects whose content is now staged under its own key."""
+    async def drop_uploads(self, images: Iterable[PlannedImage], *, keep_for_jobs: bool = True) -> None:
+        """Delete the `get_upload_url` objects whose content is now staged under its own key; never raises.
+
+        With `keep_for_jobs`, an upload whose content an unfinished video job holds is kept: the same call
+        repeated with the same `upload:` reference (a retry after a timeout) reads the same content and gets
+        that job back, free. `release_job` deletes it when the job finishes. An edit (answered at once) passes
+        False."""
         for image in images:
             key = image.image.upload_key if image.image is not None else None
-            if key is not None and self.store is not None:
-                await self._delete(key, image.label)
+            if key is None or self.store is None:
+                continue
+            if keep_for_jobs and image.staged_key is not None and await self._in_use(image.staged_key):
+                continue
+            await self._delete(key, image.label)
+
+    async def _in_use(self, staged_key: str) -> bool:
+        """Whether an unfinished job holds `staged_key`; True when the ledger cannot say (kept is safe: the
+        bucket's lifecycle rule removes what is left)."""
+        try:
+            return await self.ledger.staged_key_in_use(staged_key)
+        except Exception:
+            logger.warning("Could not tell whether a staged image is in use; its upload is kept", exc_info=True)
+            return True
 
     async def release(self, key: str) -> bool:
         """Delete the staged object `key` unless a job still needs it; never raises. False when the store or
@@ -215,6 +235,19 @@ class StagedImages:
             return
         if key is not None:
             await self.release(key)
+            await self._drop_upload_of(job_id, key)
+
+    async def _drop_upload_of(self, job_id: int, staged_key: str) -> None:
+        """Delete the upload a finished video job was made from, once no unfinished job holds its content."""
+        try:
+            owner = await self.ledger.owner(job_id)
+            job = None if owner is None else await self.ledger.get_job(owner, job_id)
+        except Exception:
+            logger.warning("Could not read the source of video job %s", job_id, exc_info=True)
+            return
+        upload = None if job is None else upload_key(job.image_url)
+        if job is not None and upload is not None and not await self._in_use(staged_key):
+            await self._delete(upload, job.image_url)
 
     async def sweep(self) -> None:
         """Release what finished jobs still hold (after a restart, a failed delete, another replica's crash)."""
