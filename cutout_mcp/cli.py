@@ -178,25 +178,9 @@ def _sandbox_server(settings: Settings, ledger: Storage, store: ObjectStore) -> 
 
 
 async def _run_transport(server: MCPServer[Any], settings: Settings) -> None:
-    if settings.transport == "stdio":
-        await server.run_stdio_async()
-        return
-    security = transport_security(settings)
-    if settings.transport == "sse":
-        await server.run_sse_async(
-            host=settings.host,
-            port=settings.port,
-            transport_security=security,
-            max_request_body_size=settings.max_request_body_size,
-        )
-    else:
-        await server.run_streamable_http_async(
-            host=settings.host,
-            port=settings.port,
-            transport_security=security,
-            max_request_body_size=settings.max_request_body_size,
-            stateless_http=settings.stateless,
-        )
+    from cutout_mcp.server.running import run_transport
+
+    await run_transport(server, settings, None if settings.transport == "stdio" else transport_security(settings))
 
 
 def _announce_sandbox(sandbox: Sandbox) -> None:

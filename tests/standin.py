@@ -74,7 +74,11 @@ async def run_standin(handlers: dict[str, Handler]) -> AsyncIterator[StandIn]:
     async with anyio.create_task_group() as tg, await anyio.create_tcp_listener(local_host="127.0.0.1") as probe:
         port = probe.extra(anyio.abc.SocketAttribute.local_port)
         await probe.aclose()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+            )
+        )
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
             while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event

@@ -31,6 +31,7 @@ ENV_VARS = {
     "credit_budget": "CUTOUT_CREDIT_BUDGET",
     "database_url": "CUTOUT_DATABASE_URL",
     "task_lease_seconds": "CUTOUT_TASK_LEASE_SECONDS",
+    "shutdown_grace": "CUTOUT_SHUTDOWN_GRACE",
     "preflight": "CUTOUT_PREFLIGHT",
     "confirm_spend": "CUTOUT_CONFIRM_SPEND",
     "mcp_tokens": "CUTOUT_MCP_TOKEN",

@@ -95,6 +95,8 @@ class Settings(BaseModel):
     """A postgresql:// URL: shared state for several replicas (see core.storage); unset uses state_dir."""
     task_lease_seconds: float = Field(default=30.0, ge=1, le=600)
     """How long a task's process may be silent before another process adopts the task (renewed every third)."""
+    shutdown_grace: float = Field(default=10.0, ge=0, le=600)
+    """Seconds a stopping server (SIGTERM, SIGINT) lets calls in flight finish, so their callers get their job ids."""
     stateless: bool = False
     """streamable-http without sessions (--stateless), so 2025-11-25 clients need no sticky routing."""
     preflight: bool = True

@@ -20,8 +20,9 @@ import httpx
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.downloads import Downloads
+from cutout_mcp.core.drain import Drain
 from cutout_mcp.core.pace import PollPolicy
-from cutout_mcp.core.paid import PaidCalls
+from cutout_mcp.core.paid import PaidCalls, clean_guards
 from cutout_mcp.core.preflight import ImageInspector, open_inspector
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.staged import StagedImages
@@ -52,6 +53,8 @@ class AppContext:
     """Where local, inline and uploaded images are staged for cutout.pro; None when there is nowhere."""
     staged: StagedImages = field(default=None)  # type: ignore[assignment]
     """Naming, staging and releasing images in `staging` (made from it and the ledger when not given)."""
+    drain: Drain = field(default_factory=Drain)
+    """The calls in flight and whether the server is stopping (`core.drain`)."""
 
     def __post_init__(self) -> None:
         if self.staged is None:
@@ -69,6 +72,7 @@ async def open_context(
     inspector: ImageInspector | None = None,
     staging: ObjectStore | None = None,
     storage: Storage | None = None,
+    drain: Drain | None = None,
 ) -> AsyncIterator[AppContext]:
     """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox.
 
@@ -92,6 +96,7 @@ async def open_context(
             trusted_origins=settings.trusted_image_origins,
         ) as got,
     ):
+        await clean_guards(ledger, the_clock.now())
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
         await staged.sweep()  # what finished jobs left staged before a restart
@@ -112,6 +117,7 @@ async def open_context(
             inspector=checker,
             staging=staging,
             staged=staged,
+            drain=drain or Drain(),
         )
 
 

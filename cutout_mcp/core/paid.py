@@ -8,10 +8,12 @@ Credits are real money, so the order matters and lives here once:
   claimed in the shared storage before the check, and held until the job is recorded; identical calls
   in one process queue on an in-process lock in front of it (`KeyedLocks`), calls in other processes
   poll the guard (bounded) and then find the recorded job;
-- a guard whose holder died is taken over once its lease runs out; if that holder (or any earlier
-  identical call) reserved a charge and never recorded what it bought, cutout.pro may have been paid
-  for a job whose id is lost, so the call is refused (`UnrecordedChargeError`) instead of paying again
-  silently, for `UNRECORDED_WINDOW` seconds; `force_new` pays regardless;
+- a guard whose holder died is taken over at once when its process is known to be gone (same machine:
+  its pid no longer runs, or the machine rebooted; `core.owners`), else once its lease runs out; if that
+  holder (or any earlier identical call) reserved a charge and never recorded what it bought,
+  cutout.pro may have been paid for a job whose id is lost, so the call is refused
+  (`UnrecordedChargeError`) instead of paying again silently, for `UNRECORDED_WINDOW` seconds;
+  `force_new` pays regardless;
 - a spend that `CUTOUT_CONFIRM_SPEND` says must be confirmed, and that the caller's `Consent` does not
   cover, is refused before anything is reserved or sent (`core.consent`);
 - the charge is reserved in the ledger *before* the request leaves, so the budget check and the spend
@@ -30,18 +32,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import anyio
 
-from cutout_mcp.clock import Clock
+from cutout_mcp.clock import Clock, iso_utc
 from cutout_mcp.core.consent import Consent, check_consent
 from cutout_mcp.core.locks import KeyedLocks
+from cutout_mcp.core.owners import THIS_PROCESS, is_dead
 from cutout_mcp.core.storage import ChargeKind, Guard, Storage, StorageError, Unrecorded
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.errors import CutoutError
@@ -55,8 +55,8 @@ UNRECORDED_WINDOW = 15 * 60.0
 GUARD_POLL_FIRST, GUARD_POLL_MAX = 0.05, 1.0
 """Seconds between two looks at a guard another process holds (doubling up to the maximum)."""
 
-PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-"""Names this server process in guard and task leases (for logs; uniqueness comes from the token)."""
+PROCESS_ID = str(THIS_PROCESS)
+"""Names this server process in guard and task leases: machine, pid, boot id and a token (`core.owners`)."""
 
 
 class LedgerUnavailableError(StorageError):
@@ -74,7 +74,9 @@ class UnrecordedChargeError(CutoutMcpError):
         super().__init__(
             f"Not sent: an identical request (same image and prompt) made about {minutes} min ago may have been "
             "charged by cutout.pro, but its job id was never recorded (its server process stopped, or its answer "
-            "was lost). Nothing was sent or charged now, so you are not charged twice. If a video is still wanted, "
+            "was lost). Nothing was sent or charged now, so you are not charged twice. To find that job: it was sent "
+            f"at {iso_utc(found.reserved_at)}, and your cutout.pro account (https://www.cutout.pro, signed in) lists "
+            "the credits it spent; list_video_jobs shows every job this server recorded. If a video is still wanted, "
             "call generate_video with force_new=true (a new job, charged again)."
         )
         self.charge = found.charge
@@ -164,6 +166,12 @@ class PaidCalls:
                     await self.ledger.release_guard(guard)
                     raise UnrecordedChargeError(claim.unrecorded, self.clock.now())
                 return
+            if claim.holder is not None and is_dead(claim.holder):
+                # its process is gone: free the guard now instead of waiting out the lease (the next claim
+                # then finds any charge it reserved and never recorded, and says so at once)
+                logger.info("A dedupe guard's holder %s is no longer running; taking the guard over", claim.holder)
+                await self.ledger.release_guard(Guard(guard.key, claim.holder))
+                continue
             now = self.clock.now()
             if now >= give_up:
                 raise GuardBusyError(
@@ -200,6 +208,18 @@ class PaidCalls:
                 problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
                 return Paid(value, credits, problem)
         return Paid(value, credits)
+
+
+async def clean_guards(ledger: Storage, now: float) -> int:
+    """Delete the guards whose lease is over or whose process is gone (`core.owners`); how many went."""
+    gone = 0
+    for guard, expires_at in await ledger.guards():
+        if expires_at <= now or is_dead(guard.holder):
+            await ledger.release_guard(guard)
+            gone += 1
+    if gone:
+        logger.info("Removed %d dedupe guard(s) left by stopped server processes", gone)
+    return gone
 
 
 def guard_key(principal: str, kind: ChargeKind, key: Hashable) -> str:

@@ -153,7 +153,7 @@ async def generate_video(
         on_submitted(job_id, charged)
     wait = max(0.0, wait_seconds - (app.clock.now() - plan.planned_at))
     try:
-        job = await app.watcher.wait(job_id, wait, credits_charged=charged, on_progress=on_progress)
+        job = await wait_for_job(app, job_id, wait, credits_charged=charged, on_progress=on_progress)
     except Exception as exc:
         if not isinstance(exc, CutoutMcpError):  # a bug: keep its traceback, and still name the job
             logger.exception("Reading video job %s failed unexpectedly", job_id)
@@ -181,7 +181,7 @@ async def get_video_result(
     owner = await app.ledger.owner(number)
     if owner is not None and owner != principal:
         raise JobError(f"No video job {number} is known for you. Check the id with list_video_jobs.")
-    job = await app.watcher.wait(number, wait_seconds, on_progress=on_progress)
+    job = await wait_for_job(app, number, wait_seconds, on_progress=on_progress)
     return await app.downloads.deliver_video(_finish(job))
 
 
@@ -192,6 +192,16 @@ async def list_video_jobs(app: AppContext, principal: str, status: JobStatus | N
     credits = await app.ledger.credits(principal, app.settings.credit_budget)
     which = f" {status}" if status else ""
     return JobList(jobs=jobs, credits=credits, message=f"{len(jobs)}{which} video job(s), newest first.")
+
+
+async def wait_for_job(
+    app: AppContext, job_id: int, wait_seconds: float, *, credits_charged: int = 0, on_progress: ProgressCallback | None
+) -> VideoJob:
+    """`watcher.wait`, cut short when the server starts stopping: the job as it stands then (one read)."""
+    with app.drain.cut_short() as scope:
+        return await app.watcher.wait(job_id, wait_seconds, credits_charged=credits_charged, on_progress=on_progress)
+    assert scope.cancelled_caught
+    return await app.watcher.wait(job_id, 0, credits_charged=credits_charged)
 
 
 def _finish(job: VideoJob) -> VideoJob:

@@ -18,6 +18,7 @@ from cutout_mcp import __version__
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.core.context import AppContext, open_context
+from cutout_mcp.core.drain import Drain
 from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
@@ -56,6 +57,7 @@ def build_server(
     )
     running = ledger_tools.Running()
     sealing = SharedKeyCodec()
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
@@ -70,6 +72,7 @@ def build_server(
                 inspector=inspector,
                 staging=staging,
                 storage=storage,
+                drain=drain,
             ) as app,
             tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):
@@ -95,6 +98,7 @@ def build_server(
         request_state_security=RequestStateSecurity(codec=sealing, ttl=confirm_seconds),
         **auth_options(settings),
     )
+    server.drain = drain
     video_tools.register(server, settings, principal, confirm_seconds)
     edit_tools.register(server, settings, principal, confirm_seconds)
     ledger_tools.register(server, running, principal)

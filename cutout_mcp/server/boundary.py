@@ -17,18 +17,29 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.drain import Drain, StoppingError
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.server.arguments import describe_invalid_arguments
 
 
 class CutoutServer(MCPServer[AppContext]):
-    """MCPServer whose expected failures and argument errors read as sentences a person can act on."""
+    """MCPServer whose expected failures and argument errors read as sentences a person can act on.
+
+    Every tool call is counted in `drain`, so a stopping server answers the calls in flight first and
+    refuses new ones (`core.drain`).
+    """
+
+    drain: Drain = Drain()
+    """Replaced per server by `build_server` (the class attribute only serves a bare instance)."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
     ) -> Any:
         try:
-            return await super().call_tool(name, arguments, context)
+            with self.drain.call():
+                return await super().call_tool(name, arguments, context)
+        except StoppingError as exc:
+            raise ToolError(str(exc)) from exc
         except UnexpectedToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, CutoutMcpError):

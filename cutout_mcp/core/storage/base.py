@@ -79,6 +79,8 @@ class Claim:
     claimed: bool
     held_until: float | None = None
     unrecorded: Unrecorded | None = None
+    holder: str | None = None
+    """Who holds the guard when it was not claimed (`core.owners` can tell whether that process is dead)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,10 @@ class Storage(ABC):
     async def guard_held(self, prefix: str) -> bool:
         """Whether any guard whose key starts with `prefix` is still within its lease (`core.staged` marks
         a staged object's submits under way this way)."""
+
+    @abstractmethod
+    async def guards(self) -> list[tuple[Guard, float]]:
+        """Every guard row with its lease end (for cleaning up the guards of dead processes)."""
 
     # --- tasks -------------------------------------------------------------------------
 

@@ -297,9 +297,11 @@ class PostgresStorage(Storage):
                 (guard.key, guard.holder, now + lease_seconds, now),
             )
             if await cur.fetchone() is None:
-                await cur.execute("SELECT expires_at FROM guards WHERE key = %s", (guard.key,))
+                await cur.execute("SELECT expires_at, holder FROM guards WHERE key = %s", (guard.key,))
                 held = await cur.fetchone()
-                return Claim(False, held_until=None if held is None else float(held["expires_at"]))
+                if held is None:
+                    return Claim(False)
+                return Claim(False, held_until=float(held["expires_at"]), holder=str(held["holder"]))
             await cur.execute(
                 "SELECT seq, created_at FROM charges WHERE dedupe_key = %s AND ref_id IS NULL AND created_at > %s "
                 "ORDER BY seq DESC LIMIT 1",
@@ -315,6 +317,10 @@ class PostgresStorage(Storage):
     async def guard_held(self, prefix: str) -> bool:
         params = (len(prefix), prefix, self._clock.now())
         return await self._one(STAGED_SQL["held"].replace("?", "%s"), params) is not None
+
+    async def guards(self) -> list[tuple[Guard, float]]:
+        rows = await self._all("SELECT key, holder, expires_at FROM guards", ())
+        return [(Guard(str(r["key"]), str(r["holder"])), float(r["expires_at"])) for r in rows]
 
     # --- tasks -------------------------------------------------------------------------
 

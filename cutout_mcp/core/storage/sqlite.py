@@ -206,6 +206,10 @@ class SqliteStorage(Storage):
         params = (len(prefix), prefix, self._now())
         return await self._run(sql.one, STAGED_SQL["held"], params) is not None
 
+    async def guards(self) -> list[tuple[Guard, float]]:
+        rows = await self._run(sql.all_rows, "SELECT key, holder, expires_at FROM guards", ())
+        return [(Guard(str(r[0]), str(r[1])), float(r[2])) for r in rows]
+
     # --- tasks -------------------------------------------------------------------------
 
     async def create_task(self, row: TaskRow) -> None:

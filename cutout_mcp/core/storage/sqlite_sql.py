@@ -111,8 +111,10 @@ def claim_guard(db: Db, guard: Guard, lease_seconds: float, window: float, now: 
             (guard.key, guard.holder, now + lease_seconds, now),
         ).fetchone()
         if claimed is None:
-            held = db.execute("SELECT expires_at FROM guards WHERE key = ?", (guard.key,)).fetchone()
-            return Claim(False, held_until=None if held is None else float(held[0]))
+            held = db.execute("SELECT expires_at, holder FROM guards WHERE key = ?", (guard.key,)).fetchone()
+            if held is None:
+                return Claim(False)
+            return Claim(False, held_until=float(held[0]), holder=str(held[1]))
         orphan = db.execute(
             "SELECT seq, created_at FROM charges WHERE dedupe_key = ? AND ref_id IS NULL AND created_at > ? "
             "ORDER BY seq DESC LIMIT 1",
