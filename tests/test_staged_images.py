@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -432,6 +433,63 @@ async def test_a_submit_under_way_on_another_replica_keeps_the_object_from_being
             assert store.staged() == [image.staged_key], "kept while the other replica's submit is under way"
         assert await deleting.release(image.staged_key)
         assert store.staged() == []
+    finally:
+        one.close()
+        two.close()
+
+
+async def test_a_submit_meeting_a_delete_under_way_waits_for_it_and_puts_the_object_again(tmp_path: Path) -> None:
+    """The other order: a delete on another replica holds the lock and has looked for marks before this
+    submit's mark was written; the submit must not look for the object until that delete is over."""
+    from cutout_mcp.core.image_rules import check_video_facts
+    from cutout_mcp.core.image_sources import load_image
+    from cutout_mcp.core.staged import LOCK_PREFIX, StagedImages
+    from cutout_mcp.core.storage import Guard, SqliteStorage
+
+    (tmp_path / "cat.jpg").write_bytes(jpeg())
+    store = MemoryStore()
+    settings = Settings(api_key="k", input_dirs=(tmp_path,))
+    one, two = SqliteStorage.open_in(tmp_path / "state"), SqliteStorage.open_in(tmp_path / "state")
+    try:
+        submitting = StagedImages(store, two)
+        source = await load_image(
+            str(tmp_path / "cat.jpg"),
+            "image_url",
+            settings=settings,
+            store=store,
+            check=check_video_facts,
+            https_only=False,
+        )
+        image = await submitting.plan(source)
+        assert image.staged_key is not None
+        await store.put(image.staged_key, jpeg(), "image/jpeg")  # an earlier job's copy, about to be deleted
+        lock = Guard(LOCK_PREFIX + image.staged_key, "the deleting replica")
+        assert (await one.claim_guard(lock, 5.0, 0.0)).claimed  # the delete: lock taken, no mark seen yet
+        sent: list[str] = []
+        saw_lock = anyio.Event()
+        look = two.guard_held
+
+        async def looked(prefix: str) -> bool:  # observes the submit's ledger reads, changes nothing
+            held = await look(prefix)
+            if held and prefix == lock.key:
+                saw_lock.set()
+            return held
+
+        two.guard_held = looked  # type: ignore[method-assign]
+
+        async def submit() -> None:
+            async with submitting.holding([image]):
+                sent.append(await submitting.url(image))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(submit)
+                await saw_lock.wait()
+                assert sent == [], "the submit waits while the delete holds the lock"
+                await store.delete(image.staged_key)  # the delete goes ahead, then lets go of the lock
+                await one.release_guard(lock)
+        assert len(sent) == 1
+        assert store.staged() == [image.staged_key], "the submit put it again before handing it out"
     finally:
         one.close()
         two.close()

@@ -19,10 +19,11 @@ after the answer, a video's when its job finishes (until then the same call repe
 reference reads the same bytes, so it is the same request and gets the same job, free). Release deletes
 the object unless an unfinished job in the ledger or a submit under way on any replica still uses it
 (content-addressed keys are shared). A submit marks its use in the shared guard table
-(`staged-use:<key>:<id>`, with the paid path's lease) before it looks for the object, and a delete looks
-for marks before deleting; both take the key's lock (`staged-lock:<key>`, held for milliseconds) for that
-step, so a delete either sees the mark or is over before the submit checks the object (and puts it
-again). A failed delete is logged and retried by the next sweep; it never fails a call.
+(`staged-use:<key>:<id>`, with the paid path's lease) before it looks for the object, then waits while
+the key's lock (`staged-lock:<key>`) is held; a delete takes that lock (for milliseconds), then looks for
+marks before deleting. Whichever order they meet in, a delete either sees the mark or is over before the
+submit checks the object (and puts it again). A failed delete is logged and retried by the next sweep; it
+never fails a call.
 """
 
 from __future__ import annotations
@@ -131,27 +132,35 @@ class StagedImages:
                     del self._held[key]
 
     async def _mark(self, key: str) -> Guard:
-        """Mark a submit of `key` under way in the shared ledger, under the key's lock, so that a delete on
-        any replica either sees the mark or has finished before this submit looks for the object."""
-        lock = Guard(LOCK_PREFIX + key, self._holder())
-        await self._lock(lock)
+        """Mark a submit of `key` under way in the shared ledger, so that a delete on any replica either sees
+        the mark or has finished before this submit looks for the object.
+
+        One write and one read: the mark first, then a look for the key's lock. A delete takes the lock
+        before it looks for marks. If this look finds no lock, any delete that had not yet taken it will see
+        the mark; one that held it has finished (deleted, lock released) before this submit looks for the
+        object, and the object is put again. If it finds the lock, it waits for the delete to finish."""
+        mark = Guard(f"{USE_PREFIX}{key}:{secrets.token_hex(8)}", self._holder())
+        await self.ledger.claim_guard(mark, self._lease, 0.0)  # a key of its own: always claimed
         try:
-            mark = Guard(f"{USE_PREFIX}{key}:{secrets.token_hex(8)}", self._holder())
-            await self.ledger.claim_guard(mark, self._lease, 0.0)  # a key of its own: always claimed
-        finally:
-            await self.ledger.release_guard(lock)
+            await self._unlocked(LOCK_PREFIX + key)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.ledger.release_guard(mark)
+            raise
         return mark
 
-    async def _lock(self, lock: Guard, *, wait: bool = True) -> bool:
-        """Claim a key's lock, held for milliseconds by a delete or a submit's mark; `wait` polls for it."""
-        if not wait:
-            return (await self.ledger.claim_guard(lock, LOCK_SECONDS, 0.0)).claimed
+    async def _unlocked(self, lock_key: str) -> None:
+        """Return once no one holds the lock `lock_key` (a delete holds it for milliseconds)."""
         with anyio.move_on_after(LOCK_SECONDS + 1):
             while True:  # polls the shared ledger: another process holds the lock, no event can say when it goes
-                if (await self.ledger.claim_guard(lock, LOCK_SECONDS, 0.0)).claimed:
-                    return True
+                if not await self.ledger.guard_held(lock_key):
+                    return
                 await anyio.sleep(LOCK_POLL_SECONDS)
         raise StagingError("A staged image stayed locked by another server process; nothing was sent or charged.")
+
+    async def _lock(self, lock: Guard) -> bool:
+        """Claim a key's lock for a delete, without waiting: a submit's mark is there, or comes and waits."""
+        return (await self.ledger.claim_guard(lock, LOCK_SECONDS, 0.0)).claimed
 
     def _holder(self) -> str:
         return f"{self._process}#{next(self._calls)}"
@@ -207,7 +216,7 @@ class StagedImages:
         try:
             with anyio.fail_after(DELETE_SECONDS):
                 lock = Guard(LOCK_PREFIX + key, self._holder())
-                if not await self._lock(lock, wait=False):
+                if not await self._lock(lock):
                     return True  # a submit is marking it: kept, and the next sweep looks again
                 try:
                     if await self.ledger.guard_held(f"{USE_PREFIX}{key}:") or await self.ledger.staged_key_in_use(key):
