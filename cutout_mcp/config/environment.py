@@ -71,7 +71,8 @@ ENVIRONMENT: dict[str, str] = {var: "http" if field in _HTTP_ONLY else "all" for
 """Every variable the server reads (CUTOUT_* and the staging bucket's AWS_*), and whether it matters on
 every transport or only over HTTP."""
 SETTING_OF: dict[str, str] = {var: field for field, var in ENV_VARS.items()}
-"""Every variable -> the Settings field it sets (the README's table is checked against it)."""
+"""Every variable -> the Settings field it sets (docs/configuration.md's tables, and the README's short one, are
+checked against it: tests/test_readme.py)."""
 
 
 def environment_values(env: Mapping[str, str]) -> dict[str, object]:
