@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from cutout_mcp import __version__
 from cutout_mcp.core.netguard import (
     BlockedAddressError,
     GuardedBackend,
@@ -32,11 +31,9 @@ from cutout_mcp.core.netguard import (
     system_resolver,
 )
 from cutout_mcp.errors import CutoutMcpError
-from cutout_mcp.upstream.tls import shared_ssl_context
+from cutout_mcp.upstream.http import KEEPALIVE_SECONDS, build_client
 
 DOWNLOAD_CONNECTIONS = 20
-DOWNLOAD_KEEPALIVE_SECONDS = 1.5
-"""Idle connections to result hosts are kept this long: consecutive results often come from one CDN host."""
 VIDEO_TYPES = ("video/", "image/gif")
 IMAGE_TYPES = ("image/",)
 UNNAMED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
@@ -73,24 +70,17 @@ class ResultFetcher:
             backend,
             max_connections=DOWNLOAD_CONNECTIONS,
             keepalive=DOWNLOAD_CONNECTIONS,
-            keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
         )
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http_client is None:
-            self._http_client = httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0, connect=10.0),
-                limits=httpx.Limits(
-                    max_connections=DOWNLOAD_CONNECTIONS,
-                    max_keepalive_connections=DOWNLOAD_CONNECTIONS,
-                    keepalive_expiry=DOWNLOAD_KEEPALIVE_SECONDS,
-                ),
-                headers={"User-Agent": f"cutout-mcp/{__version__}"},
-                follow_redirects=True,
-                max_redirects=5,
-                verify=shared_ssl_context(),
+            self._http_client = build_client(
+                timeout=30.0,
+                connections=DOWNLOAD_CONNECTIONS,
                 transport=self._transport or self._guarded(),
+                max_redirects=5,
             )
         return self._http_client
 

@@ -30,11 +30,10 @@ import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from cutout_mcp import __version__
 from cutout_mcp.config import Settings
 from cutout_mcp.upstream import errors
+from cutout_mcp.upstream.http import build_client, connection_limits
 from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
-from cutout_mcp.upstream.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +47,6 @@ MAX_CONNECTIONS = 100
 """Requests in flight at once; more wait for a free slot (bounded by the HTTP timeout, like httpx's pool)."""
 MAX_ANSWER_BYTES = 1024 * 1024
 """The most of one answer that is read (the documented answers are a few KB; this is a wide margin)."""
-KEEPALIVE_SECONDS = 1.5
-"""How long an idle connection is kept for reuse; see `CutoutClient.__init__`."""
 
 
 @dataclass(frozen=True)
@@ -88,37 +85,25 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
-        # Every slot may keep its connection: with fewer kept, a burst closed and reopened most of them
-        # (a TCP and TLS handshake each, and each closed connection's objects waited for the cycle collector).
-        self.connection_limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        )
-        self._http_options: dict[str, Any] = {
-            "base_url": settings.base_url,
-            "timeout": httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
-            # Idle connections are dropped well before the server would close them. httpx's default (5 s)
-            # equals uvicorn's keep-alive timeout (Node's is 5 s too, gunicorn's 2 s), so a request could go
-            # out on a connection the server was closing at that moment and fail with no answer. A read is
-            # retried, but a paid POST is not (it may have been charged), so the user would pay for nothing.
-            # 1.5 s stays below all three. Reconnecting after idling costs one handshake; busy connections stay warm.
-            "limits": self.connection_limits,
-            # The key is a default header of this client only (the download client never sees it), set once
-            # rather than merged into every request.
-            "headers": {"User-Agent": f"cutout-mcp/{__version__}"}
-            | ({} if self._api_key is None else {"APIKEY": self._api_key.get_secret_value()}),
-            "transport": transport,
-            "follow_redirects": False,
-        }
+        self.connection_limits = connection_limits(MAX_CONNECTIONS)
+        self._base_url = settings.base_url
+        self._timeout = settings.http_timeout
+        self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
 
     @property
     def _http(self) -> httpx.AsyncClient:
-        """Made on the first request, with the TLS context every client shares (`upstream.tls`): reading the CA
-        bundle is not something start-up need wait for."""
+        """Made on the first request (`upstream.http`): reading the CA bundle is not something start-up need
+        wait for. The key is a default header of this client only (the download client never sees it)."""
         if self._http_client is None:
-            self._http_client = httpx.AsyncClient(**self._http_options, verify=shared_ssl_context())
+            key = {} if self._api_key is None else {"APIKEY": self._api_key.get_secret_value()}
+            self._http_client = build_client(
+                timeout=self._timeout,
+                connections=MAX_CONNECTIONS,
+                transport=self._transport,
+                headers=key,
+                base_url=self._base_url,
+            )
         return self._http_client
 
     async def __aenter__(self) -> CutoutClient:
