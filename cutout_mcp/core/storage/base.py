@@ -286,19 +286,6 @@ def job_from_row(row: Row) -> LedgerJob:
     )
 
 
-STAGED_SQL = {
-    "key_of": "SELECT staged_key FROM video_jobs WHERE id = ?",
-    "in_use": "SELECT 1 AS used FROM video_jobs WHERE staged_key = ? AND status IN (?, ?) LIMIT 1",
-    "forget": "UPDATE video_jobs SET staged_key = NULL WHERE staged_key = ? AND status NOT IN (?, ?)",
-    "held": "SELECT 1 AS held FROM guards WHERE substr(key, 1, ?) = ? AND expires_at > ? LIMIT 1",
-    "finished": "SELECT DISTINCT staged_key FROM video_jobs WHERE staged_key IS NOT NULL AND status NOT IN (?, ?) "
-    "LIMIT ?",
-}
-"""The staged-image statements, the same in both dialects (PostgreSQL's placeholders are `%s`). `held` takes
-(len(prefix), prefix, now): a prefix compared as characters, whatever the database's collation (the guards
-table holds only the requests under way, so reading it whole is cheap)."""
-
-
 def credit_summary(total: int, mine: int, budget: int | None) -> CreditSummary:
     remaining = None if budget is None else max(0, budget - total)
     return CreditSummary(spent=mine, spent_total=total, budget=budget, remaining=remaining)

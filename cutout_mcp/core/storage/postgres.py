@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
 from cutout_mcp.core.storage.base import (
-    STAGED_SQL,
-    TASK_COLUMNS,
     BudgetExceededError,
     ChargeKind,
     Claim,
@@ -35,6 +33,7 @@ from cutout_mcp.core.storage.base import (
     task_values,
 )
 from cutout_mcp.core.storage.postgres_db import PostgresDb
+from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
 
 class PostgresStorage(PostgresDb, Storage):
@@ -155,17 +154,17 @@ class PostgresStorage(PostgresDb, Storage):
     # --- staged images ---------------------------------------------------------------
 
     async def staged_key_of(self, job_id: int) -> str | None:
-        row = await self._one(STAGED_SQL["key_of"].replace("?", "%s"), (job_id,))
+        row = await self._one(_pg(STAGED_SQL["key_of"]), (job_id,))
         return None if row is None else row["staged_key"]
 
     async def staged_key_in_use(self, key: str) -> bool:
-        return await self._one(STAGED_SQL["in_use"].replace("?", "%s"), (key, *ACTIVE_STATUSES)) is not None
+        return await self._one(_pg(STAGED_SQL["in_use"]), (key, *ACTIVE_STATUSES)) is not None
 
     async def forget_staged(self, key: str) -> None:
-        await self._execute(STAGED_SQL["forget"].replace("?", "%s"), (key, *ACTIVE_STATUSES))
+        await self._execute(_pg(STAGED_SQL["forget"]), (key, *ACTIVE_STATUSES))
 
     async def finished_staged_keys(self, limit: int = 100) -> list[str]:
-        rows = await self._all(STAGED_SQL["finished"].replace("?", "%s"), (*ACTIVE_STATUSES, limit))
+        rows = await self._all(_pg(STAGED_SQL["finished"]), (*ACTIVE_STATUSES, limit))
         return [row["staged_key"] for row in rows]
 
     # --- the dedupe guard ------------------------------------------------------------
@@ -199,7 +198,7 @@ class PostgresStorage(PostgresDb, Storage):
 
     async def guard_held(self, prefix: str) -> bool:
         params = (len(prefix), prefix, self._clock.now())
-        return await self._one(STAGED_SQL["held"].replace("?", "%s"), params) is not None
+        return await self._one(_pg(STAGED_SQL["held"]), params) is not None
 
     async def guards(self) -> list[tuple[Guard, float]]:
         rows = await self._all("SELECT key, holder, expires_at FROM guards", ())
@@ -208,48 +207,17 @@ class PostgresStorage(PostgresDb, Storage):
     # --- tasks -------------------------------------------------------------------------
 
     async def create_task(self, row: TaskRow) -> None:
-        marks = ", ".join(["%s"] * len(TASK_COLUMNS))
-        await self._execute(f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({marks})", task_values(row))  # noqa: S608 - constant columns
+        await self._execute(_pg(TASK_SQL["insert"]), task_values(row))
 
     async def get_task(self, task_id: str) -> TaskRow | None:
-        row = await self._one("SELECT * FROM tasks WHERE task_id = %s", (task_id,))
+        row = await self._one(_pg(TASK_SQL["get"]), (task_id,))
         return None if row is None else task_from_row(row)
 
     async def save_task(self, row: TaskRow) -> bool:
-        changed = await self._execute(
-            "UPDATE tasks SET status_message = %s, resume_hint = %s, job_id = %s, credits = %s, updated_at = %s, "
-            "lease_expires = %s WHERE task_id = %s AND status = 'working' AND lease_holder = %s",
-            (
-                row.status_message,
-                row.resume_hint,
-                row.job_id,
-                row.credits,
-                row.updated_at,
-                row.lease_expires,
-                row.task_id,
-                row.lease_holder,
-            ),
-        )
-        return changed == 1
+        return await self._execute(_pg(TASK_SQL["save"]), save_values(row)) == 1
 
     async def finish_task(self, row: TaskRow, *, holder: str | None) -> bool:
-        values = task_values(row)
-        changed = await self._execute(
-            "UPDATE tasks SET status = %s, status_message = %s, resume_hint = %s, result = %s, error = %s, "
-            "updated_at = %s WHERE task_id = %s AND status = 'working' AND (%s::text IS NULL OR lease_holder = %s)",
-            (
-                row.status,
-                row.status_message,
-                row.resume_hint,
-                values[9],
-                values[10],
-                row.updated_at,
-                row.task_id,
-                holder,
-                holder,
-            ),
-        )
-        return changed == 1
+        return await self._execute(_pg(TASK_SQL["finish"]), finish_values(row, holder)) == 1
 
     async def renew_task_leases(self, holder: str, task_ids: list[str], until: float) -> set[str]:
         if not task_ids:
@@ -271,7 +239,7 @@ class PostgresStorage(PostgresDb, Storage):
         return [task_from_row(row) for row in rows]
 
     async def delete_expired_tasks(self, now: float) -> int:
-        return await self._execute("DELETE FROM tasks WHERE expires_at <= %s", (now,))
+        return await self._execute(_pg(TASK_SQL["delete_expired"]), (now,))
 
     # --- secrets -------------------------------------------------------------------
 
@@ -285,3 +253,8 @@ class PostgresStorage(PostgresDb, Storage):
             await cur.execute("SELECT value FROM secrets WHERE name = %s", (name,))
             row = await cur.fetchone()
         return bytes(row["value"])
+
+
+def _pg(statement: str) -> str:
+    """A statement written for both dialects (`?` placeholders) in PostgreSQL's (`%s`)."""
+    return statement.replace("?", "%s")

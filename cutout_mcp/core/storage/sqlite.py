@@ -24,8 +24,6 @@ from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, L
 from cutout_mcp.core.storage import schema, sqlite_db
 from cutout_mcp.core.storage import sqlite_sql as sql
 from cutout_mcp.core.storage.base import (
-    STAGED_SQL,
-    TASK_COLUMNS,
     ChargeKind,
     Claim,
     Guard,
@@ -37,6 +35,7 @@ from cutout_mcp.core.storage.base import (
     task_values,
 )
 from cutout_mcp.core.storage.sqlite_db import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, LedgerUnusableError, is_busy
+from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
 __all__ = ["BUSY_TIMEOUT_MS", "FILE_NAME", "MEMORY", "LedgerUnusableError", "SqliteStorage", "is_busy"]
 
@@ -213,51 +212,17 @@ class SqliteStorage(Storage):
     # --- tasks -------------------------------------------------------------------------
 
     async def create_task(self, row: TaskRow) -> None:
-        marks = ", ".join("?" * len(TASK_COLUMNS))
-        insert = f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - constant columns
-        await self._run(sql.execute, insert, task_values(row))
+        await self._run(sql.execute, TASK_SQL["insert"], task_values(row))
 
     async def get_task(self, task_id: str) -> TaskRow | None:
-        row = await self._run(sql.one, "SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+        row = await self._run(sql.one, TASK_SQL["get"], (task_id,))
         return None if row is None else task_from_row(row)
 
     async def save_task(self, row: TaskRow) -> bool:
-        changed = await self._run(
-            sql.execute,
-            "UPDATE tasks SET status_message = ?, resume_hint = ?, job_id = ?, credits = ?, updated_at = ?, "
-            "lease_expires = ? WHERE task_id = ? AND status = 'working' AND lease_holder = ?",
-            (
-                row.status_message,
-                row.resume_hint,
-                row.job_id,
-                row.credits,
-                row.updated_at,
-                row.lease_expires,
-                row.task_id,
-                row.lease_holder,
-            ),
-        )
-        return changed == 1
+        return await self._run(sql.execute, TASK_SQL["save"], save_values(row)) == 1
 
     async def finish_task(self, row: TaskRow, *, holder: str | None) -> bool:
-        values = task_values(row)
-        changed = await self._run(
-            sql.execute,
-            "UPDATE tasks SET status = ?, status_message = ?, resume_hint = ?, result = ?, error = ?, "
-            "updated_at = ? WHERE task_id = ? AND status = 'working' AND (? IS NULL OR lease_holder = ?)",
-            (
-                row.status,
-                row.status_message,
-                row.resume_hint,
-                values[9],
-                values[10],
-                row.updated_at,
-                row.task_id,
-                holder,
-                holder,
-            ),
-        )
-        return changed == 1
+        return await self._run(sql.execute, TASK_SQL["finish"], finish_values(row, holder)) == 1
 
     async def renew_task_leases(self, holder: str, task_ids: list[str], until: float) -> set[str]:
         return await self._run(sql.renew_task_leases, holder, task_ids, until)
@@ -272,7 +237,7 @@ class SqliteStorage(Storage):
         return [task_from_row(row) for row in rows]
 
     async def delete_expired_tasks(self, now: float) -> int:
-        return await self._run(sql.execute, "DELETE FROM tasks WHERE expires_at <= ?", (now,))
+        return await self._run(sql.execute, TASK_SQL["delete_expired"], (now,))
 
     # --- secrets -------------------------------------------------------------------
 
