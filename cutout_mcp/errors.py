@@ -7,7 +7,6 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 │   ├── ImageRefusedError         core.image_rules: the image itself breaks a rule, or cannot be fetched
 │   │   └── PathRefusedError      core.input_paths: a local path breaks a safety rule; nothing read
 │   └── StagingUnavailableError   core.image_sources: a local image, and no store (or a remote server)
-├── StagingError                  core.staging: the object store could not be used
 ├── SandboxStoreError             sandbox.store: the sandbox's object store could not be used
 ├── BudgetExceededError           core.storage: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
 ├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent

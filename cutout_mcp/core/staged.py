@@ -43,6 +43,7 @@ import anyio.to_thread
 
 from cutout_mcp.core.image_rules import EXTENSIONS
 from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
+from cutout_mcp.core.owners import THIS_PROCESS
 from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
@@ -84,7 +85,8 @@ class StagedImages:
         self.ledger = ledger
         self._lease = lease
         """How long a submit's use mark lasts without its holder: past the longest submit (`guard_lease`)."""
-        self._process = f"staging:{secrets.token_hex(6)}"
+        self._process = f"{THIS_PROCESS}/staging-{secrets.token_hex(4)}"
+        """A holder name `core.owners` can read, so a dead process's use marks are ended with its guards."""
         self._calls = itertools.count()
         self._secret: bytes | None = None
         self._held: Counter[str] = Counter()
