@@ -7,7 +7,9 @@ result is a real 1024x576 JPEG. Every server is spawned over stdio and driven by
   one shared httpx client (no validation beyond the SDK's, no ledger, no pre-flight, no preview);
 - **core**: cutout-mcp with pre-flight and preview off (CUTOUT_PREFLIGHT=off, CUTOUT_PREVIEW=off),
   the like-for-like comparison with the floor;
-- **preview on**: core with the inline preview on (it fetches and shrinks the result JPEG);
+- **preview on**: core with the inline preview on (it fetches and shrinks the result JPEG), in declared
+  sandbox mode: result downloads go through the SSRF guard, which lets a loopback result through only
+  from a declared sandbox, so without it there would be no preview to measure;
 - **defaults** and **defaults, preview off**: every default (pre-flight and preview on) in declared
   sandbox mode (CUTOUT_SANDBOX=1), so the pre-flight may fetch the stand-in's input image on loopback.
 
@@ -75,7 +77,7 @@ class Server:
 SERVERS = (
     Server("floor", (PYTHON, FLOOR_EDIT_SERVER)),
     Server("core", (CUTOUT_MCP,), OFF),
-    Server("preview on", (CUTOUT_MCP,), {"CUTOUT_PREFLIGHT": "off"}),
+    Server("preview on", (CUTOUT_MCP,), {"CUTOUT_PREFLIGHT": "off", "CUTOUT_SANDBOX": "1"}),
     Server("defaults", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1"}, sandbox_image=True),
     Server("defaults, preview off", (CUTOUT_MCP,), {"CUTOUT_SANDBOX": "1", "CUTOUT_PREVIEW": "off"}, True),
 )
