@@ -48,7 +48,8 @@ def test_a_month_is_the_calendar_month_in_utc(now: float) -> None:
     start, end = utc(window_start(period, now)), utc(renews_at(period, now))
     moment = utc(now)
     assert (start.year, start.month, start.day, start.hour, start.minute) == (moment.year, moment.month, 1, 0, 0)
-    assert end.day == 1 and end.hour == 0
+    assert end.day == 1
+    assert end.hour == 0
     assert (end.year * 12 + end.month) - (start.year * 12 + start.month) == 1
 
 
@@ -177,5 +178,6 @@ def test_a_bad_policy_stops_the_command_at_once_with_one_line(
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("cutout-mcp: ") and problem in lines[0]
+    assert lines[0].startswith("cutout-mcp: ")
+    assert problem in lines[0]
     assert not (tmp_path / "state").exists(), "nothing was opened before the policy was checked"
