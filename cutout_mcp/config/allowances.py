@@ -89,6 +89,11 @@ def principal_name(principal: str) -> str:
     return str(subject if subject is not None else client_id)
 
 
+def has_limits(settings: Settings) -> bool:
+    """Whether any allowance setting is given (the assistant is told limits exist)."""
+    return settings.allowances_file is not None or any(getattr(settings, name) is not None for name in SINGLE_USER_VARS)
+
+
 def load_policy(settings: Settings) -> AllowancePolicy | None:
     """The policy the settings name, or None when no limit is set; ConfigError when it cannot hold."""
     single = [var for name, var in SINGLE_USER_VARS.items() if getattr(settings, name) is not None]
