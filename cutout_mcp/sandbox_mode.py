@@ -93,12 +93,16 @@ def sample_image_url(base_url: str) -> str:
     return base_url.rstrip("/") + SAMPLE_IMAGE_PATH
 
 
-def sandbox_instructions(base_url: str) -> str:
+def sandbox_instructions(base_url: str, *, bucket: bool = False) -> str:
+    """What the assistant reads in sandbox mode. The sample URL stands on a line of its own, with no
+    punctuation touching it, so a chat renderer's auto-link and a whitespace split both get it exactly."""
+    staged = "in the staging bucket" if bucket else "on the sandbox"
     return (
-        "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. A sample image to "
-        f"use: {sample_image_url(base_url)}; local files and data: URIs work too (staged on the sandbox). "
+        "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. "
+        f"Local files and data: URIs work too (staged {staged}). "
         "Put 'sandbox:inappropriate', 'sandbox:abnormal', "
-        "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure."
+        "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure. A sample image to use:\n"
+        f"{sample_image_url(base_url)}\n"
     )
 
 
