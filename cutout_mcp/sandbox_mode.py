@@ -16,6 +16,7 @@ import atexit
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 SANDBOX_RESOURCE = "cutout://sandbox"
 SAMPLE_IMAGE_PATH = "/samples/photo.jpg"
+THROWAWAY_PREFIX = "cutout-sandbox-state-"
+"""The folder name a throwaway sandbox ledger starts with (`sandbox_ledger`)."""
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -59,28 +62,64 @@ def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
-    """`settings` pointed at the running sandbox in sandbox mode (its image URLs trusted), with its key.
+    """`settings` pointed at the in-process sandbox in sandbox mode (its image URLs trusted), with its key.
 
-    Sandbox jobs die with the sandbox, so they get a throwaway ledger (removed at exit) instead of
-    the user's real one (never a shared CUTOUT_DATABASE_URL), and sandbox credits are not counted
-    against a real budget.
+    The configured CUTOUT_API_KEY is set aside (the sandbox takes only its own key, and a real key is never
+    sent to it); every other setting is kept, as a standalone sandbox keeps it (`sandbox_ledger`).
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="cutout-sandbox-state-"))
-    atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
-    return settings.model_copy(
-        update={
-            "api_key": SecretStr(sandbox.api_key),
-            "base_url": sandbox.base_url,
-            "sandbox": True,
-            "state_dir": state_dir,
-            "database_url": None,
-            "credit_budget": None,
-        }
+    pointed = settings.model_copy(
+        update={"api_key": SecretStr(sandbox.api_key), "base_url": sandbox.base_url, "sandbox": True}
     )
+    return sandbox_ledger(pointed)
+
+
+def sandbox_ledger(settings: Settings) -> Settings:
+    """The ledger a sandboxed server uses: the one the settings name, or else a throwaway one.
+
+    One rule for both forms of sandbox mode: CUTOUT_DATABASE_URL, CUTOUT_STATE_DIR and CUTOUT_CREDIT_BUDGET
+    are used as set (replicas against one standalone sandbox share jobs, dedupe, tasks and the budget as
+    they would in production), and sandbox jobs and credits are recorded there like real ones. When no
+    ledger is set, the default one in the user's state folder is not borrowed: sandbox jobs go to a
+    throwaway ledger, removed at exit, and never show among the user's real jobs.
+    """
+    if settings.database_url is not None or "state_dir" in settings.model_fields_set:
+        return settings
+    state_dir = Path(tempfile.mkdtemp(prefix=THROWAWAY_PREFIX))
+    atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
+    return settings.model_copy(update={"state_dir": state_dir})
+
+
+def sandbox_announcement(settings: Settings, set_aside: Sequence[str] = ()) -> str:
+    """The one start-up line of sandbox mode: where calls go, where its jobs and credits are recorded,
+    where images are staged, and which settings it sets aside (only when it sets some aside)."""
+    if settings.database_url is not None:
+        from cutout_mcp.core.storage.postgres_url import describe
+
+        ledger = f"the database CUTOUT_DATABASE_URL names ({describe(settings.database_url.get_secret_value())})"
+    elif settings.state_dir.name.startswith(THROWAWAY_PREFIX):
+        ledger = "a throwaway ledger (no CUTOUT_DATABASE_URL or CUTOUT_STATE_DIR is set)"
+    else:
+        ledger = f"the ledger in CUTOUT_STATE_DIR ({settings.state_dir})"
+    if settings.credit_budget is not None:
+        ledger += f", under CUTOUT_CREDIT_BUDGET={settings.credit_budget}"
+    staged = "in the bucket CUTOUT_STAGING_URL names" if settings.staging_url else "on the sandbox"
+    line = (
+        f"Sandbox mode: cutout.pro calls go to the sandbox at {settings.base_url}; its jobs and credits are "
+        f"recorded in {ledger}; local images are staged {staged}"
+    )
+    if set_aside:
+        line += f"; set aside: {', '.join(set_aside)} (the sandbox takes only its own key)"
+    return line
+
+
+def set_aside_in_process(settings: Settings) -> tuple[str, ...]:
+    """The settings an in-process sandbox replaces: the API key, when one is set."""
+    return ("CUTOUT_API_KEY",) if settings.api_key is not None else ()
 
 
 def sandbox_store(settings: Settings, clock: Clock | None = None) -> SandboxStore:
-    """Where sandbox mode stages local files, data: URIs and uploads: the sandbox's own origin (no bucket).
+    """Where sandbox mode stages local files, data: URIs and uploads when no bucket is set: the sandbox's own
+    origin (with CUTOUT_STAGING_URL set, the bucket is used, as without a sandbox).
 
     `clock` is the sandbox's (in-process), so the presigned URLs' expiry is read on the same clock."""
     from cutout_mcp.sandbox.store import SandboxStore
