@@ -6,7 +6,10 @@ settings at the sandbox and declares sandbox mode (which trusts the sandbox's
 own plain-HTTP image URLs, and no other loopback URL), and tells the
 assistant where a sample image is. A standalone sandbox (`cutout-mcp
 sandbox`) is declared with CUTOUT_SANDBOX=1 and CUTOUT_BASE_URL; the same
-instructions and resource then point at it.
+instructions and resource then point at it, and the same rule decides which
+settings are kept (`sandbox_ledger`: the ledger, budget and bucket set are
+used; only an in-process sandbox's real API key is set aside), which the
+server states in one line at start (`sandbox_announcement`).
 """
 
 from __future__ import annotations
