@@ -137,15 +137,18 @@ async def serve(settings: Settings, sandbox: SandboxConfig | None = None) -> Non
     """
     if sandbox is not None:
         from cutout_mcp.sandbox import run_sandbox
-        from cutout_mcp.sandbox_mode import sandbox_settings
+        from cutout_mcp.sandbox_mode import sandbox_announcement, sandbox_settings, set_aside_in_process
 
         async with run_sandbox(sandbox) as running:
-            logger.info("Sandbox mode: cutout.pro calls go to %s", running.base_url)
             pointed = sandbox_settings(settings, running)
+            logger.info(sandbox_announcement(pointed, set_aside_in_process(settings)))
             await _serve_with_ledger(pointed, settings, sandboxed=True, sandbox_clock=running.state.clock)
         return
     if settings.sandbox:
-        logger.info("Sandbox mode: cutout.pro calls go to the sandbox at %s", settings.base_url)
+        from cutout_mcp.sandbox_mode import sandbox_announcement, sandbox_ledger
+
+        settings = sandbox_ledger(settings)
+        logger.info(sandbox_announcement(settings))
     await _serve_with_ledger(settings, settings, sandboxed=settings.sandbox)
 
 
@@ -153,7 +156,8 @@ async def _serve_with_ledger(
     app_settings: Settings, settings: Settings, *, sandboxed: bool, sandbox_clock: Clock | None = None
 ) -> None:
     """Open the ledger before listening: one that cannot be used stops the server before a client connects.
-    In sandbox mode, images are staged on the sandbox (`sandbox_clock`: the in-process sandbox's clock)."""
+    In sandbox mode, images are staged in the bucket when one is set, else on the sandbox (`sandbox_clock`:
+    the in-process sandbox's clock)."""
     from cutout_mcp.core.storage import open_storage
     from cutout_mcp.server import build_server
 
@@ -161,19 +165,22 @@ async def _serve_with_ledger(
         if not sandboxed:
             await _run_transport(build_server(app_settings, storage=ledger), settings)
             return
+        if app_settings.staging_url is not None:
+            await _run_transport(_sandbox_server(app_settings, ledger, None), settings)
+            return
         from cutout_mcp.sandbox_mode import sandbox_store
 
         async with sandbox_store(app_settings, sandbox_clock) as store:
             await _run_transport(_sandbox_server(app_settings, ledger, store), settings)
 
 
-def _sandbox_server(settings: Settings, ledger: Storage, store: ObjectStore) -> MCPServer[Any]:
+def _sandbox_server(settings: Settings, ledger: Storage, store: ObjectStore | None) -> MCPServer[Any]:
+    """The server in sandbox mode; `store` None stages in the bucket CUTOUT_STAGING_URL names."""
     from cutout_mcp.sandbox_mode import attach_sandbox, sandbox_instructions
     from cutout_mcp.server import build_server
 
-    server = build_server(
-        settings, extra_instructions=sandbox_instructions(settings.base_url), storage=ledger, staging=store
-    )
+    instructions = sandbox_instructions(settings.base_url, bucket=store is None)
+    server = build_server(settings, extra_instructions=instructions, storage=ledger, staging=store)
     attach_sandbox(server, settings.base_url)  # type: ignore[arg-type]
     return server
 

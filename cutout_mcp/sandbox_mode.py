@@ -6,7 +6,10 @@ settings at the sandbox and declares sandbox mode (which trusts the sandbox's
 own plain-HTTP image URLs, and no other loopback URL), and tells the
 assistant where a sample image is. A standalone sandbox (`cutout-mcp
 sandbox`) is declared with CUTOUT_SANDBOX=1 and CUTOUT_BASE_URL; the same
-instructions and resource then point at it.
+instructions and resource then point at it, and the same rule decides which
+settings are kept (`sandbox_ledger`: the ledger, budget and bucket set are
+used; only an in-process sandbox's real API key is set aside), which the
+server states in one line at start (`sandbox_announcement`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import atexit
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 
 SANDBOX_RESOURCE = "cutout://sandbox"
 SAMPLE_IMAGE_PATH = "/samples/photo.jpg"
+THROWAWAY_PREFIX = "cutout-sandbox-state-"
+"""The folder name a throwaway sandbox ledger starts with (`sandbox_ledger`)."""
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -59,28 +65,64 @@ def sandbox_config(args: argparse.Namespace, *, port: int = 0) -> SandboxConfig:
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
-    """`settings` pointed at the running sandbox in sandbox mode (its image URLs trusted), with its key.
+    """`settings` pointed at the in-process sandbox in sandbox mode (its image URLs trusted), with its key.
 
-    Sandbox jobs die with the sandbox, so they get a throwaway ledger (removed at exit) instead of
-    the user's real one (never a shared CUTOUT_DATABASE_URL), and sandbox credits are not counted
-    against a real budget.
+    The configured CUTOUT_API_KEY is set aside (the sandbox takes only its own key, and a real key is never
+    sent to it); every other setting is kept, as a standalone sandbox keeps it (`sandbox_ledger`).
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="cutout-sandbox-state-"))
-    atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
-    return settings.model_copy(
-        update={
-            "api_key": SecretStr(sandbox.api_key),
-            "base_url": sandbox.base_url,
-            "sandbox": True,
-            "state_dir": state_dir,
-            "database_url": None,
-            "credit_budget": None,
-        }
+    pointed = settings.model_copy(
+        update={"api_key": SecretStr(sandbox.api_key), "base_url": sandbox.base_url, "sandbox": True}
     )
+    return sandbox_ledger(pointed)
+
+
+def sandbox_ledger(settings: Settings) -> Settings:
+    """The ledger a sandboxed server uses: the one the settings name, or else a throwaway one.
+
+    One rule for both forms of sandbox mode: CUTOUT_DATABASE_URL, CUTOUT_STATE_DIR and CUTOUT_CREDIT_BUDGET
+    are used as set (replicas against one standalone sandbox share jobs, dedupe, tasks and the budget as
+    they would in production), and sandbox jobs and credits are recorded there like real ones. When no
+    ledger is set, the default one in the user's state folder is not borrowed: sandbox jobs go to a
+    throwaway ledger, removed at exit, and never show among the user's real jobs.
+    """
+    if settings.database_url is not None or "state_dir" in settings.model_fields_set:
+        return settings
+    state_dir = Path(tempfile.mkdtemp(prefix=THROWAWAY_PREFIX))
+    atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
+    return settings.model_copy(update={"state_dir": state_dir})
+
+
+def sandbox_announcement(settings: Settings, set_aside: Sequence[str] = ()) -> str:
+    """The one start-up line of sandbox mode: where calls go, where its jobs and credits are recorded,
+    where images are staged, and which settings it sets aside (only when it sets some aside)."""
+    if settings.database_url is not None:
+        from cutout_mcp.core.storage.postgres_url import describe
+
+        ledger = f"the database CUTOUT_DATABASE_URL names ({describe(settings.database_url.get_secret_value())})"
+    elif settings.state_dir.name.startswith(THROWAWAY_PREFIX):
+        ledger = "a throwaway ledger (no CUTOUT_DATABASE_URL or CUTOUT_STATE_DIR is set)"
+    else:
+        ledger = f"the ledger in CUTOUT_STATE_DIR ({settings.state_dir})"
+    if settings.credit_budget is not None:
+        ledger += f", under CUTOUT_CREDIT_BUDGET={settings.credit_budget}"
+    staged = "in the bucket CUTOUT_STAGING_URL names" if settings.staging_url else "on the sandbox"
+    line = (
+        f"Sandbox mode: cutout.pro calls go to the sandbox at {settings.base_url}; its jobs and credits are "
+        f"recorded in {ledger}; local images are staged {staged}"
+    )
+    if set_aside:
+        line += f"; set aside: {', '.join(set_aside)} (the sandbox takes only its own key)"
+    return line
+
+
+def set_aside_in_process(settings: Settings) -> tuple[str, ...]:
+    """The settings an in-process sandbox replaces: the API key, when one is set."""
+    return ("CUTOUT_API_KEY",) if settings.api_key is not None else ()
 
 
 def sandbox_store(settings: Settings, clock: Clock | None = None) -> SandboxStore:
-    """Where sandbox mode stages local files, data: URIs and uploads: the sandbox's own origin (no bucket).
+    """Where sandbox mode stages local files, data: URIs and uploads when no bucket is set: the sandbox's own
+    origin (with CUTOUT_STAGING_URL set, the bucket is used, as without a sandbox).
 
     `clock` is the sandbox's (in-process), so the presigned URLs' expiry is read on the same clock."""
     from cutout_mcp.sandbox.store import SandboxStore
@@ -93,12 +135,16 @@ def sample_image_url(base_url: str) -> str:
     return base_url.rstrip("/") + SAMPLE_IMAGE_PATH
 
 
-def sandbox_instructions(base_url: str) -> str:
+def sandbox_instructions(base_url: str, *, bucket: bool = False) -> str:
+    """What the assistant reads in sandbox mode. The sample URL stands on a line of its own, with no
+    punctuation touching it, so a chat renderer's auto-link and a whitespace split both get it exactly."""
+    staged = "in the staging bucket" if bucket else "on the sandbox"
     return (
-        "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. A sample image to "
-        f"use: {sample_image_url(base_url)}; local files and data: URIs work too (staged on the sandbox). "
+        "\nSANDBOX MODE: calls go to a local cutout.pro sandbox; no credits are spent. "
+        f"Local files and data: URIs work too (staged {staged}). "
         "Put 'sandbox:inappropriate', 'sandbox:abnormal', "
-        "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure."
+        "'sandbox:no-balance' or 'sandbox:job-fails' in a prompt to see each failure. A sample image to use:\n"
+        f"{sample_image_url(base_url)}\n"
     )
 
 

@@ -16,6 +16,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
+import respx
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -27,7 +28,7 @@ from cutout_mcp.server import build_server
 from cutout_mcp.server.auth import StaticTokenVerifier, missing_authentication, parse_tokens
 from cutout_mcp.server.principal import current_principal
 
-from .conftest import API_KEY, BASE_URL
+from .conftest import API_KEY, BASE_URL, envelope, video_job
 
 pytestmark = pytest.mark.anyio
 
@@ -181,3 +182,71 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(http_setting
     async with serving(http_settings) as url, httpx.AsyncClient(timeout=10) as http:
         response = await http.post(url, json=huge, headers={**ACCEPT, "Authorization": f"Bearer {ALICE}"})
     assert response.status_code == 413
+
+
+# --- jobs the ledger does not know ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def as_user(url: str, token: str) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+def job_answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=envelope(video_job(int(request.url.params["id"]), percentage=30)))
+
+
+async def test_a_job_id_the_ledger_does_not_know_is_nobodys_on_a_server_with_several_users(
+    http_settings: Settings, upstream: respx.MockRouter
+) -> None:
+    made, elsewhere = 700842286474565, 700842286474999
+    upstream.post("/api/v2/imageToVideo/generate").respond(json=envelope(made))
+    reads = upstream.get("/api/v2/imageToVideo/getResult").mock(side_effect=job_answer)
+    image = {"image_url": "https://img.example.com/cat.jpg", "wait_seconds": 0}
+    async with serving(http_settings) as url:
+        async with as_user(url, ALICE) as alice:
+            assert (await alice.call_tool("generate_video", image)).is_error is False
+            refused_alice = await alice.call_tool("get_video_result", {"id": elsewhere})
+            mine = await alice.call_tool("get_video_result", {"id": made})
+        async with as_user(url, BOB) as bob:
+            refused_bob = await bob.call_tool("get_video_result", {"id": elsewhere})
+            not_bobs = await bob.call_tool("get_video_result", {"id": made})
+    assert mine.is_error is False
+    for refused in (refused_alice, refused_bob, not_bobs):
+        assert refused.is_error is True
+        assert "not one of yours" in refused.content[0].text  # type: ignore[union-attr]
+    assert refused_bob.content[0].text.replace(str(elsewhere), "") == not_bobs.content[0].text.replace(  # type: ignore[union-attr]
+        str(made), ""
+    ), "an unknown id and another caller's job read alike"
+    asked = [request.url.params["id"] for request, _ in reads.calls]
+    assert str(elsewhere) not in asked, "the unknown id was never sent to cutout.pro"
+    assert asked.count(str(made)) >= 1
+
+
+async def test_on_stdio_the_one_user_may_resume_a_job_made_elsewhere(
+    settings: Settings, upstream: respx.MockRouter
+) -> None:
+    elsewhere = 700842286474999
+    reads = upstream.get("/api/v2/imageToVideo/getResult").mock(side_effect=job_answer)
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("get_video_result", {"id": elsewhere})
+    assert result.is_error is False, result.content
+    assert [request.url.params["id"] for request, _ in reads.calls] == [str(elsewhere)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "one"),
+    [
+        ({}, True),
+        ({"transport": "streamable-http"}, True),  # no authentication: every caller is `local`
+        ({"transport": "streamable-http", "mcp_tokens": (f"alice:{ALICE}",)}, False),
+        ({"transport": "sse", "mcp_tokens": (f"alice:{ALICE}",)}, False),
+        ({"mcp_tokens": (f"alice:{ALICE}",)}, True),  # stdio ignores tokens
+    ],
+)
+def test_which_servers_have_one_user(changes: dict[str, object], one: bool) -> None:
+    from cutout_mcp.core.videos import one_user
+
+    assert one_user(Settings(**changes)) is one  # type: ignore[arg-type]

@@ -302,7 +302,7 @@ async def test_cutout_sandbox_alone_starts_a_sandbox_whose_sample_every_model_ac
     async with Client(StdioServerParameters(command=CUTOUT_MCP, env=env)) as client:
         info = await client.read_resource("cutout://sandbox")
         sample = json.loads(info.contents[0].text)["sample_image_url"]  # type: ignore[union-attr]
-        assert sample in (client.instructions or "")
+        assert sample in (client.instructions or "").split(), "the sample URL stands alone, no punctuation glued on"
         edit = await client.call_tool(
             "edit_image", {"prompt": "warmer light", "image_urls": [sample], "model": "seedream-4.0"}
         )  # the pre-flight is on: the sample meets seedream-4.0's pixel minimum

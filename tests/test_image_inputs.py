@@ -256,7 +256,7 @@ async def test_a_data_uri_too_big_is_refused_before_decoding(home: Path, monkeyp
 
     monkeypatch.setattr(base64, "b64decode", no_decoding)
     payload = "A" * (4 * (catalog.MAX_IMAGE_BYTES // 3 + 2))
-    with pytest.raises(ImageRefusedError, match=f"larger than {catalog.MAX_IMAGE_MB} MB"):
+    with pytest.raises(ImageRefusedError, match=f"at most {catalog.MAX_IMAGE_MB} MB once decoded"):
         await load("data:image/jpeg;base64," + payload, home)
 
 

@@ -456,7 +456,8 @@ async def test_the_sandbox_sample_passes_every_models_preflight() -> None:
     async with run_sandbox(SandboxConfig(fetch_remote=False)) as sandbox:
         settings = Settings.load({"CUTOUT_SANDBOX": "1", "CUTOUT_BASE_URL": sandbox.base_url})
         sample = sample_image_url(settings.base_url)
-        assert sample in sandbox_instructions(settings.base_url)
+        for bucket in (False, True):  # the URL stands alone: a whitespace split or an auto-link gets it exactly
+            assert sample in sandbox_instructions(settings.base_url, bucket=bucket).split()
         async with open_inspector(settings) as checker:
             assert checker is not None
             facts = await checker.check_video_image(sample)

@@ -493,3 +493,30 @@ async def test_a_submit_meeting_a_delete_under_way_waits_for_it_and_puts_the_obj
     finally:
         one.close()
         two.close()
+
+
+@pytest.mark.parametrize(
+    ("extra_bytes", "tool"),
+    [(3, "generate_video"), (3, "edit_image"), (2 * 1024 * 1024, "generate_video"), (2 * 1024 * 1024, "edit_image")],
+)
+async def test_a_data_uri_over_10_mb_is_refused_naming_the_decoded_rule_and_costs_nothing(
+    local: Settings, clock: FakeClock, cutout: Upstream, extra_bytes: int, tool: str
+) -> None:
+    """Just over the limit (the server's own check) and far over it (the schema's maxLength): one sentence."""
+    from cutout_mcp import catalog
+
+    payload = base64.b64encode(b"\xff\xd8\xff" + b"\0" * (catalog.MAX_IMAGE_BYTES + extra_bytes - 3)).decode()
+    image = "data:image/jpeg;base64," + payload
+    arguments = {"image_url": image} if tool == "generate_video" else {"prompt": "blue", "image_urls": [image]}
+    store = MemoryStore()
+    async with connect(local, clock, store) as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error is True
+    message = text_of(result)
+    assert "at most 10 MB once decoded" in message
+    assert "no credits spent" in message
+    assert "characters" not in message, "not the schema's character count"
+    assert len(message) < 600, "no echo of the payload"
+    assert cutout.sent == [], "nothing reached cutout.pro"
+    assert cutout.edit_urls == []
+    assert store.objects == {}, "nothing was staged"

@@ -261,3 +261,58 @@ async def test_an_object_the_lifecycle_rule_expired_under_a_running_job_is_put_a
     async with httpx.AsyncClient() as http:
         assert (await http.get(newest.image_url)).content == path.read_bytes()
     assert upstream.state.charges == 2
+
+
+# --- sandbox mode with a bucket set: the bucket is used, in both forms ------------------------
+
+
+async def test_a_standalone_sandbox_with_a_bucket_set_stages_in_the_bucket(
+    upstream: Sandbox, s3_server: S3Server, s3_prefix: str, pictures: Path, tmp_path: Path
+) -> None:
+    env = env_for(upstream, s3_server, s3_prefix, tmp_path, CUTOUT_INPUT_DIRS=str(pictures), CUTOUT_SANDBOX="1")
+    async with over_stdio(env) as client:
+        assert "staged in the staging bucket" in (client.instructions or "")
+        started = await client.call_tool("generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0})
+        assert started.structured_content is not None, text_of(started)
+        (job,) = upstream.state.jobs.values()
+        assert job.image_url.startswith(f"{s3_server.endpoint}/{s3_server.bucket}/{s3_prefix}/")
+        assert len(s3_server.object_keys(s3_prefix)) == 1, "staged in the bucket set"
+        assert upstream.state.staged == {}, "not on the sandbox"
+        done = await finish(upstream, client, started.structured_content["id"])
+    assert done["status"] == "succeeded"
+    assert s3_server.object_keys(s3_prefix) == [], "deleted once the job ended"
+
+
+async def test_an_in_process_sandbox_with_a_bucket_set_stages_in_the_bucket_and_says_what_it_sets_aside(
+    s3_server: S3Server, s3_prefix: str, pictures: Path, tmp_path: Path
+) -> None:
+    from mcp.client.stdio import stdio_client
+
+    env = {
+        "CUTOUT_SANDBOX": "1",  # no CUTOUT_BASE_URL: started in-process
+        "CUTOUT_API_KEY": "a-real-key-never-sent-to-the-sandbox",
+        "CUTOUT_CREDIT_BUDGET": "50",
+        "CUTOUT_STATE_DIR": str(tmp_path / "state"),
+        "CUTOUT_INPUT_DIRS": str(pictures),
+        "CUTOUT_LOG_LEVEL": "INFO",
+        "CUTOUT_PREVIEW": "off",
+        **s3_server.env(s3_prefix),
+    }
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as errlog:
+        params = StdioServerParameters(command=CUTOUT_MCP, args=["--job-seconds", "60"], env=env)
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            started = await client.call_tool(
+                "generate_video", {"image_url": str(pictures / "cat.jpg"), "wait_seconds": 0}
+            )
+            assert started.structured_content is not None, text_of(started)
+            assert len(s3_server.object_keys(s3_prefix)) == 1, "the bucket set is the one used"
+            listed = await client.call_tool("list_video_jobs", {})
+    assert listed.structured_content is not None
+    assert listed.structured_content["credits"]["budget"] == 50, "the budget set is kept"
+    (line,) = [line for line in log.read_text().splitlines() if "Sandbox mode" in line]
+    assert "set aside: CUTOUT_API_KEY" in line
+    assert "CUTOUT_CREDIT_BUDGET=50" in line
+    assert "the ledger in CUTOUT_STATE_DIR" in line
+    assert "staged in the bucket CUTOUT_STAGING_URL names" in line
+    assert "a-real-key" not in log.read_text()

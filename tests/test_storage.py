@@ -560,13 +560,42 @@ def test_the_database_password_is_scrubbed_from_every_log_line(capsys: pytest.Ca
     assert "other-S3cret" not in logged
 
 
-def test_sandbox_mode_never_writes_to_a_shared_database() -> None:
+def test_sandbox_mode_keeps_the_ledger_and_budget_set_and_borrows_no_default_one(tmp_path: Path) -> None:
+    """One rule for both forms: a ledger that is set is used, budget included; none set is a throwaway."""
     from types import SimpleNamespace
 
-    from cutout_mcp.sandbox_mode import sandbox_settings
+    from cutout_mcp.sandbox_mode import sandbox_announcement, sandbox_ledger, sandbox_settings, set_aside_in_process
 
-    shared = Settings(database_url="postgresql://cutout@db.internal/jobs", credit_budget=100)
     sandbox = SimpleNamespace(api_key="sandbox-key", base_url="http://127.0.0.1:8787")
-    sandboxed = sandbox_settings(shared, sandbox)  # type: ignore[arg-type]
-    assert sandboxed.database_url is None, "sandbox jobs go to a throwaway SQLite ledger"
-    assert sandboxed.credit_budget is None
+    url = "postgresql://cutout:s3cret-Passw0rd@db.internal/jobs"
+    shared = Settings(api_key="real-key", database_url=url, credit_budget=100)
+    in_process = sandbox_settings(shared, sandbox)  # type: ignore[arg-type]
+    standalone = sandbox_ledger(
+        Settings.load(
+            {
+                "CUTOUT_SANDBOX": "1",
+                "CUTOUT_BASE_URL": sandbox.base_url,
+                "CUTOUT_DATABASE_URL": url,
+                "CUTOUT_CREDIT_BUDGET": "100",
+            }
+        )
+    )
+    for sandboxed in (in_process, standalone):
+        assert sandboxed.database_url is not None
+        assert sandboxed.database_url.get_secret_value() == url
+        assert sandboxed.credit_budget == 100
+    assert in_process.api_key is not None
+    assert in_process.api_key.get_secret_value() == "sandbox-key", "the real key is never sent to the sandbox"
+    line = sandbox_announcement(in_process, set_aside_in_process(shared))
+    assert "postgresql://db.internal/jobs" in line
+    assert "s3cret" not in line
+    assert "CUTOUT_CREDIT_BUDGET=100" in line
+    assert line.endswith("set aside: CUTOUT_API_KEY (the sandbox takes only its own key)")
+
+    bare = sandbox_ledger(Settings.load({"CUTOUT_SANDBOX": "1", "CUTOUT_BASE_URL": sandbox.base_url}))
+    assert bare.state_dir != Settings().state_dir, "the default ledger is not borrowed"
+    assert "throwaway ledger" in sandbox_announcement(bare)
+    assert "set aside" not in sandbox_announcement(bare), "the line names set-aside settings only when there are"
+    chosen = sandbox_ledger(Settings.load({"CUTOUT_SANDBOX": "1", "CUTOUT_STATE_DIR": str(tmp_path)}))
+    assert chosen.state_dir == tmp_path
+    assert f"CUTOUT_STATE_DIR ({tmp_path})" in sandbox_announcement(chosen)

@@ -381,3 +381,35 @@ async def test_unknown_tool_is_an_error(settings: Settings, mode: str, clock: Fa
     async with connect(settings, mode, clock) as client:
         result = await client.call_tool("make_coffee", {})
     assert result.is_error is True
+
+
+# --- prompts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output_dir", [False, True])
+async def test_the_video_prompt_walks_from_a_photo_to_a_saved_video_with_the_spend_first(
+    settings: Settings, mode: str, clock: FakeClock, upstream: respx.MockRouter, tmp_path: Any, output_dir: bool
+) -> None:
+    if output_dir:
+        settings = settings.model_copy(update={"output_dir": tmp_path / "videos"})
+    async with connect(settings, mode, clock) as client:
+        assert client.server_capabilities is not None
+        assert client.server_capabilities.prompts is not None, "prompts are advertised, and there is one"
+        (listed,) = (await client.list_prompts()).prompts
+        arguments = {argument.name: argument.required for argument in listed.arguments or []}
+        prompt = await client.get_prompt(listed.name, {"image": IMAGE, "motion": "the cat blinks"})
+        bare = await client.get_prompt(listed.name, {"image": "~/Pictures/cat.jpg"})
+    assert listed.name == "video_from_photo"
+    assert arguments == {"image": True, "motion": False}
+    (message,) = prompt.messages
+    assert message.role == "user"
+    text = message.content.text  # type: ignore[union-attr]
+    assert IMAGE in text.split(), "the photo stands alone"
+    assert "the cat blinks" in text
+    cost = text.index(f"{catalog.VIDEO_CREDITS} credits")
+    assert cost < text.index("generate_video once"), "the spend comes before the paid call"
+    assert "get_video_result" in text
+    assert ("local_path" in text) is output_dir
+    assert ("result_url" in text) is not output_dir
+    assert "~/Pictures/cat.jpg" in bare.messages[0].content.text  # type: ignore[union-attr]
+    assert not upstream.calls, "a prompt spends nothing"

@@ -28,14 +28,17 @@ import anyio.to_thread
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
 from cutout_mcp.core import input_paths
-from cutout_mcp.core.image_rules import CONTENT_TYPES, ImageFacts, read_facts, refused
+from cutout_mcp.core.image_rules import CONTENT_TYPES, ImageFacts, ImageRefusedError, read_facts, refused
 from cutout_mcp.core.staging import SETUP_HINT, UPLOAD_SCHEME, ObjectStore, upload_key
 from cutout_mcp.core.validation import InvalidArgumentError, check_image_url
 
 DATA_PREFIX = re.compile(r"^data:image/(jpeg|jpg|png);base64,", re.IGNORECASE)
 MAX_DATA_URI_CHARS = len("data:image/jpeg;base64,") + 4 * -(-catalog.MAX_IMAGE_BYTES // 3)
 """The longest data: URI whose image can be within the 10 MB limit."""
-MAX_IMAGE_ARGUMENT_CHARS = MAX_DATA_URI_CHARS
+MAX_IMAGE_ARGUMENT_CHARS = MAX_DATA_URI_CHARS + 1024
+"""The schema's `maxLength` for an image argument: a bit above the longest data: URI within 10 MB (room
+for whitespace around it), so that the server's own check, which names the decoded 10 MB rule, decides
+near the limit; a longer value is refused by the schema, with the same sentence (`server.arguments`)."""
 STAGED_PREFIX = "staged/"
 """Where content-addressed copies live in the store (`core.staged`); never an upload's key."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -108,6 +111,17 @@ def kind_of(value: str) -> str:
     if lowered.startswith("file:") or value.startswith(("/", "~")) or _WINDOWS_PATH.match(value):
         return "path"
     return "unknown"
+
+
+def data_uri_too_large(argument: str, chars: int) -> ImageRefusedError:
+    """The refusal of a data: URI whose image is over 10 MB, from its length alone (nothing decoded)."""
+    decoded = chars * 3 // 4
+    return refused(
+        argument,
+        f"a data: URI's image may be at most {catalog.MAX_IMAGE_MB} MB once decoded, and this one is about "
+        f"{decoded:,} bytes ({decoded / (1024 * 1024):.1f} MB); send a smaller JPEG or PNG, or the image's "
+        "public https URL",
+    )
 
 
 def size_label(size: int, fmt: str) -> str:
@@ -206,7 +220,7 @@ async def _from_data_uri(value: str, argument: str, check: _Checks) -> CheckedIm
     payload_chars = len(value) - header.end()
     padding = len(value) - len(value.rstrip("="))
     if payload_chars * 3 // 4 - min(padding, 2) > catalog.MAX_IMAGE_BYTES:  # known before decoding anything
-        raise refused(argument, f"the data: URI's image is larger than {catalog.MAX_IMAGE_MB} MB")
+        raise data_uri_too_large(argument, payload_chars)
 
     def decode() -> tuple[bytes, ImageFacts, str | None]:
         try:

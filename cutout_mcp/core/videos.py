@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cutout_mcp import catalog
+from cutout_mcp.config import Settings
 from cutout_mcp.core.consent import Consent, Spend, needs_confirmation, question_for
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.image_rules import check_video_facts
@@ -35,6 +36,22 @@ REUSED = (
     "This is the existing video job {id} for the same image and prompt, still unfinished, so nothing was "
     "charged; call generate_video with force_new=true only if a second video is really wanted."
 )
+
+
+NOT_YOURS = (
+    "Video job {id} is not one of yours on this server, so it was not read (nothing was sent to cutout.pro). "
+    "list_video_jobs shows the jobs you made here; check the id there."
+)
+
+UNRECORDED = (
+    "This server has several users and reads only the jobs its ledger records as theirs, so get_video_result "
+    "will refuse this id: keep this answer."
+)
+
+
+def one_user(settings: Settings) -> bool:
+    """Whether every caller is the same principal: stdio, or HTTP without tokens or OAuth."""
+    return settings.transport == "stdio" or not (settings.mcp_tokens or settings.oauth_issuer)
 
 
 def next_step(job_id: int) -> str:
@@ -173,7 +190,8 @@ async def generate_video(
     if not charged:
         job = job.model_copy(update={"message": f"{REUSED.format(id=job_id)} {job.message}"})
     elif submitted.ledger_problem:
-        job = job.model_copy(update={"message": f"{job.message} {submitted.ledger_problem}"})
+        unresumable = "" if one_user(app.settings) else f" {UNRECORDED}"
+        job = job.model_copy(update={"message": f"{job.message} {submitted.ledger_problem}{unresumable}"})
     return await app.downloads.deliver_video(_finish(job))
 
 
@@ -184,12 +202,20 @@ async def get_video_result(
     *,
     wait_seconds: float = 0,
     on_progress: ProgressCallback | None = None,
+    owned: bool = False,
 ) -> Delivered[VideoJob]:
-    """Read a job (free); with `wait_seconds` > 0, wait for it the same way as generate_video."""
+    """Read a job (free); with `wait_seconds` > 0, wait for it the same way as generate_video.
+
+    A job another caller made is refused. So is one the ledger does not know, when the server has several
+    principals: it was made outside this server (with the same key) or its record was lost, and either way
+    nothing says it is this caller's. With one user (stdio) it is read, so a job made elsewhere can be
+    resumed. `owned` says the caller's ownership is on record elsewhere (a task's row names the job).
+    """
     number = parse_job_id(job_id)
     owner = await app.ledger.owner(number)
-    if owner is not None and owner != principal:
-        raise JobError(f"No video job {number} is known for you. Check the id with list_video_jobs.")
+    unknown_refused = owner is None and not owned and not one_user(app.settings)
+    if (owner is not None and owner != principal) or unknown_refused:
+        raise JobError(NOT_YOURS.format(id=number))
     job = await wait_for_job(app, number, wait_seconds, on_progress=on_progress)
     return await app.downloads.deliver_video(_finish(job))
 

@@ -2,7 +2,7 @@
 
 The lifespan opens the `AppContext` (`core.context`) and the tasks' task group; the tools are
 registered by one module per family (`video_tools`, `edit_tools`, `ledger_tools`, `upload_tools`), each a thin wrapper
-over a plain async function in `core`; failures become tool errors in `boundary`.
+over a plain async function in `core`, and the prompts by `prompts`; failures become tool errors in `boundary`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cutout_mcp.core.pace import PollPolicy
 from cutout_mcp.core.preflight import ImageInspector
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage
-from cutout_mcp.server import edit_tools, ledger_tools, spend, texts, upload_tools, video_tools, views
+from cutout_mcp.server import edit_tools, ledger_tools, prompts, spend, texts, upload_tools, video_tools, views
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
 from cutout_mcp.server.principal import current_principal
@@ -107,4 +107,5 @@ def build_server(
     edit_tools.register(server, settings, principal, confirm_seconds)
     ledger_tools.register(server, running, principal)
     upload_tools.register(server)
+    prompts.register(server, settings)
     return server

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cutout_mcp import catalog
+from cutout_mcp.core.image_sources import data_uri_too_large
 
 RULES = {
     "image_url": "must be an http(s) URL of a public image, an absolute local path, a file:// URI, "
@@ -33,8 +34,19 @@ def describe_invalid_arguments(tool: str, error: ValidationError) -> str:
         if where in seen:
             continue
         seen.add(where)
-        parts.append(f"{where}: {_rule(detail, where)}{_excerpt(detail)}")
+        oversized = _oversized_data_uri(detail, where)
+        parts.append(oversized or f"{where}: {_rule(detail, where)}{_excerpt(detail)}")
     return f"Invalid arguments for {tool}: " + "; ".join(parts) + "."
+
+
+def _oversized_data_uri(detail: ErrorDetails, where: str) -> str | None:
+    """A data: URI past the schema's length names the decoded 10 MB rule, as the server's own check does."""
+    value = detail.get("input")
+    if detail["type"] != "string_too_long" or not where.startswith("image_url"):
+        return None
+    if not isinstance(value, str) or value.lstrip()[:5].lower() != "data:":
+        return None
+    return str(data_uri_too_large(where, len(value))).removesuffix(".")
 
 
 def _location(detail: ErrorDetails) -> str:
@@ -68,5 +80,6 @@ def _rule(detail: ErrorDetails, where: str) -> str:
 def _excerpt(detail: ErrorDetails) -> str:
     if detail["type"] == "missing":
         return ""
-    value = repr(detail.get("input"))
+    given = detail.get("input")
+    value = repr(given[:61] if isinstance(given, str) else given)  # never the repr of a 14 MB string
     return f" (got {value[:60]}{'…' if len(value) > 60 else ''})"

@@ -31,7 +31,9 @@ async def resume_generate_video(app: AppContext, row: TaskRow, record: TaskRecor
         set_status(message)
 
     try:
-        delivered = await videos.get_video_result(app, row.owner, row.job_id, wait_seconds=remaining, on_progress=show)
+        delivered = await videos.get_video_result(
+            app, row.owner, row.job_id, wait_seconds=remaining, on_progress=show, owned=True
+        )
         job = delivered.result.model_copy(
             update={"credits_charged": row.credits, "message": f"{delivered.result.message} {ADOPTED}"}
         )
