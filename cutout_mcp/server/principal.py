@@ -3,7 +3,8 @@
 On stdio (and in process) there is one user, the one who started the
 server, called `LOCAL`. On the HTTP transports with authentication, the
 principal is the SDK's authenticated (client, issuer, subject) identity, so
-one remote user never sees another's jobs.
+one remote user never sees another's jobs. The name people know a caller
+by (a token's name, an OAuth subject) is `core.principals.principal_name`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import principal_components
 from mcp.server.request_state import compact_json
 
-LOCAL = "local"
+from cutout_mcp.core.principals import LOCAL
+
+__all__ = ["LOCAL", "current_principal"]
 
 
 def current_principal() -> str:
