@@ -23,6 +23,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from cutout_mcp import __version__
 from cutout_mcp.config import ConfigError, Settings, environment_help
+from cutout_mcp.config.allowances import load_policy
 from cutout_mcp.config.environment import unknown_variables
 from cutout_mcp.core.staging import check_staging
 from cutout_mcp.core.storage import Storage, StorageError, check_driver
@@ -242,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.warning("%s is not a cutout-mcp setting and is ignored (see cutout-mcp --help)", name)
         check_driver(settings)
         check_staging(settings)
+        load_policy(settings)  # a policy that cannot be read stops the start here, in one line
         if settings.transport != "stdio":
             transport_security(settings)
     except ConfigError as exc:

@@ -9,6 +9,8 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 │   └── StagingUnavailableError   core.image_sources: a local image, and no store (or a remote server)
 ├── SandboxStoreError             sandbox.store: the sandbox's object store could not be used
 ├── BudgetExceededError           core.storage: the call would pass CUTOUT_CREDIT_BUDGET; nothing sent
+├── AllowanceExceededError        core.storage.limits: the call would pass the caller's allowance, the session
+│                                 cap or the rate (`limit` says which); nothing sent
 ├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent
 ├── UsageReportError              core.usage_report: `cutout-mcp usage` got a date or grouping it cannot read
 ├── StorageError                  core.storage: the ledger (SQLite or PostgreSQL) cannot be used

@@ -34,6 +34,7 @@ async def test_the_third_edit_is_refused_by_the_session_cap_and_the_agent_stops_
     assert [part.outcome for part in outcome.tool_returns] == ["success", "success", "failed"]
     assert outcome.edits_charged == 2, "the refused edit never reached the sandbox"
     refusal = outcome.tool_returns[-1].model_response_str(wrap_if_error=False)
-    assert "session" in refusal.lower()
-    assert "10" in refusal, "the refusal names the cap"
+    assert "the session cap of 10 credits" in refusal, "the refusal names the limit"
+    assert "costs 4 credits" in refusal
+    assert "8 used in this session" in refusal
     assert refusal in outcome.output, "the agent read the refusal and reported it instead of calling again"

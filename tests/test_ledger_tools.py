@@ -204,7 +204,7 @@ async def test_a_paid_call_over_the_budget_is_refused_before_it_is_sent(
     assert "5 spent" in text_of(refused)
     assert "3 credits remaining" in text_of(refused)
     assert edits.call_count == 0
-    assert credits == {"spent": 5, "spent_total": 5, "budget": 8, "remaining": 3}
+    assert credits == {"spent": 5, "spent_total": 5, "budget": 8, "remaining": 3, "allowance": None}
 
 
 async def test_edits_are_counted_and_a_refused_call_costs_nothing(

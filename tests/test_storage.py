@@ -111,6 +111,7 @@ async def test_a_released_charge_gives_its_credits_back_to_the_budget(store: Sto
         "spent_total": 8,
         "budget": 8,
         "remaining": 0,
+        "allowance": None,
     }
 
 
@@ -425,6 +426,7 @@ async def test_a_ledger_from_before_versioning_is_upgraded_in_place(tmp_path: Pa
             "spent_total": 9,
             "budget": 10,
             "remaining": 1,
+            "allowance": None,
         }
     finally:
         storage.close()

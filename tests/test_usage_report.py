@@ -28,11 +28,12 @@ from mcp.server.auth.provider import AccessToken, principal_components
 from mcp.server.request_state import compact_json
 
 from cutout_mcp.config import Settings
+from cutout_mcp.config.allowances import principal_name
 from cutout_mcp.core import edits, videos
 from cutout_mcp.core.context import open_context
-from cutout_mcp.core.principals import LOCAL, principal_name
 from cutout_mcp.core.storage import FILE_NAME, schema
 from cutout_mcp.server.auth import NamedToken, StaticTokenVerifier
+from cutout_mcp.server.principal import LOCAL
 from cutout_mcp.upstream.errors import CutoutError
 
 from .conftest import API_KEY, BASE_URL, FAST_RETRY, FakeClock, envelope

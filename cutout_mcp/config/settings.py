@@ -11,10 +11,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +28,7 @@ from pydantic import (
 
 from cutout_mcp.catalog import MAX_WAIT_SECONDS
 from cutout_mcp.config.environment import describe, environment_values
+from cutout_mcp.config.periods import parse_allowance
 from cutout_mcp.config.staging import (
     DEFAULT_STAGING_TTL,
     MAX_STAGING_TTL,
@@ -50,6 +52,12 @@ DEFAULT_PREVIEW_SECONDS = 2.0
 DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
 DEFAULT_MEDIA_ORIGINS = ("https://cdn.cutout.pro",)
 """cutout.pro's documented result origin; the video origin is not documented, hence the setting."""
+
+
+def _allowance(value: str | None) -> str | None:
+    if value is not None:
+        parse_allowance(value)
+    return value
 
 
 class Settings(BaseModel):
@@ -91,6 +99,14 @@ class Settings(BaseModel):
     """Where the job ledger (an SQLite file) lives; shared by every server process of this user."""
     credit_budget: int | None = Field(default=None, ge=0)
     """Credits the ledger may record as spent in total; a paid call past it is refused before it is sent."""
+    allowances_file: Path | None = None
+    """A TOML file of renewing allowances per caller, session caps and rates (docs/allowances.md)."""
+    allowance: Annotated[str | None, AfterValidator(_allowance)] = None
+    """Credits per period for every caller, such as `200/month` or `50/1d` (no file needed)."""
+    session_credits: int | None = Field(default=None, ge=0)
+    """Credits one MCP session (one client connection) may spend."""
+    paid_calls_per_minute: int | None = Field(default=None, ge=0)
+    """Paid calls one caller may start in any 60 seconds."""
     database_url: SecretStr | None = None
     """A postgresql:// URL: shared state for several replicas (see core.storage); unset uses state_dir."""
     task_lease_seconds: float = Field(default=30.0, ge=1, le=600)

@@ -7,7 +7,8 @@ this module decides:
 - A call is asked about only once everything free has passed (arguments, image pre-flight, the
   budget), so a person is never asked to approve a call that would be refused anyway.
 - A call that costs nothing (an identical unfinished video job returned again) is never asked about.
-- The question states the tool, model, images, prompt, credits and what the budget leaves. It is
+- The question states the tool, model, images, prompt, credits and what the budget, the caller's
+  allowance and the session cap leave. It is
   built only from the arguments and the ledger, with nothing that changes between two readings (no
   clock), because in the 2026-07-28 protocol the answer is bound to the exact wording: once a call
   is charged the credits spent change, so a replayed answer no longer fits and is asked again.
@@ -17,11 +18,12 @@ this module decides:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.results import CreditSummary
+from cutout_mcp.core.results import AllowanceShare, CreditSummary
 from cutout_mcp.core.storage import BudgetExceededError, Storage
+from cutout_mcp.core.storage.limits import CallLimits, check_limits
 from cutout_mcp.errors import CutoutMcpError
 
 SETTING = "CUTOUT_CONFIRM_SPEND"
@@ -85,17 +87,24 @@ def check_consent(above: int | None, credits: int, consent: Consent | None) -> N
         )
 
 
-async def question_for(ledger: Storage, settings: Settings, principal: str, spend: Spend) -> str | None:
+async def question_for(
+    ledger: Storage, settings: Settings, principal: str, spend: Spend, limits: CallLimits | None = None
+) -> str | None:
     """The question to put to the user before `spend`, or None when the rule does not ask.
 
-    A call the budget cannot cover is refused here, before anyone is asked about it.
+    A call the budget or the caller's allowance or session cap (`limits`) cannot cover is refused here,
+    before anyone is asked about it (the rate is checked when the call is sent).
     """
     above = settings.confirm_spend_above
     if not needs_confirmation(above, spend.credits):
         return None
-    credits = await ledger.credits(principal, settings.credit_budget)
+    credits = await ledger.credits(principal, settings.credit_budget, limits)
     if credits.budget is not None and credits.remaining is not None and spend.credits > credits.remaining:
         raise BudgetExceededError(spend.credits, credits.spent_total, credits.budget)
+    share = credits.allowance
+    if limits is not None and share is not None:
+        used, session_used = share.used or 0, share.session_used or 0
+        check_limits(replace(limits, calls_per_minute=None), spend.credits, 0.0, used, session_used, [])
     return question(spend, credits, rule_name(above))
 
 
@@ -110,8 +119,27 @@ def question(spend: Spend, credits: CreditSummary, rule: str) -> str:
         lines.append(f"Budget: {left} of {credits.budget} credits left after this call ({credits.spent_total} spent).")
     else:
         lines.append(f"No credit budget is set; {credits.spent_total} credits spent through this server so far.")
+    lines += _allowance_lines(spend, credits.allowance)
     lines.append(f"(Asked because {SETTING}={rule}.)")
     return "\n".join(lines)
+
+
+def _allowance_lines(spend: Spend, share: AllowanceShare | None) -> list[str]:
+    """What the caller's own allowance and session cap leave after this call."""
+    if share is None:
+        return []
+    lines = []
+    if share.credits is not None and share.left is not None:
+        lines.append(
+            f"Your allowance: {share.left - spend.credits} of {share.credits} credits left this {share.period} "
+            f"after this call (renews {share.renews_at})."
+        )
+    if share.session_credits is not None and share.session_left is not None:
+        lines.append(
+            f"This session: {share.session_left - spend.credits} of {share.session_credits} credits left "
+            "after this call."
+        )
+    return lines
 
 
 def _quote(prompt: str) -> str:

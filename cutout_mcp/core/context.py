@@ -11,6 +11,7 @@ in `core.videos` and `core.edits` take this object, so they run and are tested w
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import httpx
 
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
+from cutout_mcp.config.allowances import load_policy
 from cutout_mcp.core.downloads import Downloads
 from cutout_mcp.core.drain import Drain
 from cutout_mcp.core.pace import PollPolicy
@@ -55,6 +57,9 @@ class AppContext:
     """Naming, staging and releasing images in `staging` (made from it and the ledger when not given)."""
     drain: Drain = field(default_factory=Drain)
     """The calls in flight and whether the server is stopping (`core.drain`)."""
+    session: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """The key of the one MCP session a stdio server has (its client connection); HTTP sessions have their
+    own (`server.principal.current_session`)."""
 
     def __post_init__(self) -> None:
         if self.staged is None:
@@ -112,6 +117,7 @@ async def open_context(
                 the_clock,
                 guard_lease=guard_lease(settings),
                 confirm_above=settings.confirm_spend_above,
+                policy=load_policy(settings),
             ),
             downloads=got,
             inspector=checker,

@@ -35,6 +35,8 @@ class EditPlan:
     spend: Spend
     question: str | None
     """The spend confirmation to ask before paying, or None when `CUTOUT_CONFIRM_SPEND` does not ask."""
+    session: str | None = None
+    """The key of the caller's MCP session, which a session cap counts (`core.storage.limits`)."""
 
 
 async def plan_edit(
@@ -44,6 +46,8 @@ async def plan_edit(
     image_urls: list[str],
     model: str,
     aspect_ratio: str = "original",
+    *,
+    session: str | None = None,
 ) -> EditPlan:
     """Check the arguments and the images (free), and state the spend."""
     text = check_prompt(prompt, required=True)
@@ -71,8 +75,8 @@ async def plan_edit(
         for index, url in remote:
             await app.inspector.check_edit_images([url], entry, first_index=index)
     spend = Spend("edit_image", entry.name, tuple(image.label for image in images), text, entry.credits)
-    question = await question_for(app.ledger, app.settings, principal, spend)
-    return EditPlan(text, images, entry, aspect_ratio, spend, question)
+    question = await question_for(app.ledger, app.settings, principal, spend, app.paid.limits(principal, session))
+    return EditPlan(text, images, entry, aspect_ratio, spend, question, session)
 
 
 def _check_for_model(argument: str, facts: ImageFacts, *, model: EditModel) -> None:
@@ -99,6 +103,7 @@ async def edit_image(
                 lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls),
                 record,
                 consent=consent,
+                session=plan.session,
             )
     except CutoutError as exc:
         keep = exc.may_have_charged and not isinstance(exc, UpstreamError)  # not answered: may still fetch

@@ -1,5 +1,5 @@
-"""The one path every paid call takes: principal → dedupe guard → consent → budget reserve → send → release or
-record.
+"""The one path every paid call takes: principal → dedupe guard → consent → budget and allowance reserve →
+send → release or record.
 
 Credits are real money, so the order matters and lives here once:
 
@@ -16,8 +16,9 @@ Credits are real money, so the order matters and lives here once:
   `force_new` pays regardless;
 - a spend that `CUTOUT_CONFIRM_SPEND` says must be confirmed, and that the caller's `Consent` does not
   cover, is refused before anything is reserved or sent (`core.consent`);
-- the charge is reserved in the ledger *before* the request leaves, so the budget check and the spend
-  are one transaction; a ledger that cannot be written stops the call before anything is sent;
+- the charge is reserved in the ledger *before* the request leaves, so the budget check, the caller's
+  allowance, session cap and rate (`CUTOUT_ALLOWANCES_FILE`, `core.storage.limits`) and the spend are one
+  transaction; a ledger that cannot be written stops the call before anything is sent;
 - a failure that proves cutout.pro did not charge releases the reservation; any other failure keeps it
   counted (`CutoutError.may_have_charged`);
 - once cutout.pro answered, the result always reaches the caller: if the ledger cannot record it, the
@@ -39,10 +40,12 @@ from typing import Generic, TypeVar
 import anyio
 
 from cutout_mcp.clock import Clock, iso_utc
+from cutout_mcp.config.allowances import AllowancePolicy
 from cutout_mcp.core.consent import Consent, check_consent
 from cutout_mcp.core.locks import KeyedLocks
 from cutout_mcp.core.owners import THIS_PROCESS, is_dead
 from cutout_mcp.core.storage import ChargeKind, Guard, Storage, StorageError, Unrecorded
+from cutout_mcp.core.storage.limits import CallLimits, call_limits
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.errors import CutoutError
 
@@ -114,6 +117,8 @@ class PaidCalls:
     """Seconds a guard stays claimed without its holder: longer than any submit (see `open_context`)."""
     confirm_above: int | None = None
     """The spend confirmation rule (`Settings.confirm_spend_above`); None never asks."""
+    policy: AllowancePolicy | None = None
+    """Allowances per caller, session caps and rates (`config.allowances`); None: only the budget."""
     guards: KeyedLocks = field(default_factory=KeyedLocks)
     _calls: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -127,11 +132,14 @@ class PaidCalls:
         *,
         dedupe: Dedupe[T] | None = None,
         consent: Consent | None = None,
+        session: str | None = None,
     ) -> Paid[T]:
-        """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought."""
+        """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought.
+
+        `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts."""
         if dedupe is None:
             check_consent(self.confirm_above, credits, consent)
-            return await self._pay(principal, kind, credits, send, record, None)
+            return await self._pay(principal, kind, credits, send, record, None, session)
         key = guard_key(principal, kind, dedupe.key)
         async with self.guards.hold(key):
             existing = await dedupe.find()
@@ -144,7 +152,7 @@ class PaidCalls:
                 if existing is not None:
                     return Paid(existing, 0)
                 check_consent(self.confirm_above, credits, consent)
-                return await self._pay(principal, kind, credits, send, record, guard)
+                return await self._pay(principal, kind, credits, send, record, guard, session)
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -189,10 +197,12 @@ class PaidCalls:
         send: Callable[[], Awaitable[T]],
         record: Callable[[int, T], Awaitable[None]],
         guard: Guard | None,
+        session: str | None,
     ) -> Paid[T]:
         with anyio.CancelScope(shield=True):
             try:
-                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard)
+                limits = self.limits(principal, session)
+                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard, limits)
             except StorageError as exc:
                 raise LedgerUnavailableError(exc) from exc
             try:
@@ -208,6 +218,10 @@ class PaidCalls:
                 problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
                 return Paid(value, credits, problem)
         return Paid(value, credits)
+
+    def limits(self, principal: str, session: str | None) -> CallLimits:
+        """What a paid call of `principal` in `session` must fit now, besides the budget."""
+        return call_limits(self.policy, principal, session, self.clock.now())
 
 
 async def clean_guards(ledger: Storage, now: float) -> int:

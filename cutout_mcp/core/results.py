@@ -198,13 +198,31 @@ class LedgerJob(_Result):
     updated_at: str = Field(description="When its state was last read (ISO 8601, UTC).")
 
 
+class AllowanceShare(_Result):
+    """The caller's own limits and what is left of them (never another caller's)."""
+
+    name: str = Field(description="Who this share belongs to: you, as the server knows you.")
+    credits: int | None = Field(description="Your allowance per period, if one is set.")
+    period: str | None = Field(description='The period it renews every: "day", "week", "month" or a duration.')
+    used: int | None = Field(description="Credits you used this period (calls whose outcome is unknown count).")
+    left: int | None = Field(description="Credits left of your allowance this period.")
+    renews_at: str | None = Field(description="When the allowance renews (ISO 8601, UTC).")
+    session_credits: int | None = Field(description="The cap on one MCP session (one client connection), if set.")
+    session_used: int | None = Field(description="Credits used in this session.")
+    session_left: int | None = Field(description="Credits left in this session.")
+    paid_calls_per_minute: int | None = Field(description="Paid calls you may start in any 60 s, if limited.")
+
+
 class CreditSummary(_Result):
-    """Credits recorded as spent, and what the optional budget leaves."""
+    """Credits recorded as spent, and what the optional budget and the caller's allowance leave."""
 
     spent: int = Field(description="Credits spent by you (this caller), as recorded in the ledger.")
     spent_total: int = Field(description="Credits spent by every caller of this server's ledger.")
     budget: int | None = Field(default=None, description="CUTOUT_CREDIT_BUDGET, if set.")
     remaining: int | None = Field(default=None, description="Credits left in the budget, if one is set.")
+    allowance: AllowanceShare | None = Field(
+        default=None, description="Your allowance, session cap and rate, when any is set (docs/allowances.md)."
+    )
 
 
 class JobList(_Result):

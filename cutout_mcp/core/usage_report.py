@@ -4,8 +4,9 @@
 charges by the dimensions asked for. Each row has `calls` and `credits` (every paid call the ledger
 counts as spent, as the budget does) and, apart, `unknown_calls` and `unknown_credits`: the part of them
 whose outcome is unknown (a timeout, a 5xx, a lost answer, or a call still in flight), which cutout.pro
-may or may not have charged. Callers are named as people know them (`core.principals`), tools by their
-MCP names, models by the edit model (videos have one, called `image-to-video`). Days are UTC.
+may or may not have charged. Callers are named as people know them, by the function allowance policies
+use (`config.allowances.principal_name`), tools by their MCP names, models by the edit model (videos have
+one, called `image-to-video`). Days are UTC.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.principals import principal_name
+from cutout_mcp.config.allowances import principal_name
 from cutout_mcp.core.storage.usage import UsageRow, read_usage
 from cutout_mcp.errors import CutoutMcpError
 

@@ -54,10 +54,18 @@ class VideoPlan:
     """The spend confirmation to ask before paying, or None when `CUTOUT_CONFIRM_SPEND` does not ask."""
     planned_at: float
     """When the checks ran: time spent asking the user counts against the call's wait bound."""
+    session: str | None = None
+    """The key of the caller's MCP session, which a session cap counts (`core.storage.limits`)."""
 
 
 async def plan_video(
-    app: AppContext, principal: str, image_url: str, prompt: str | None, *, force_new: bool = False
+    app: AppContext,
+    principal: str,
+    image_url: str,
+    prompt: str | None,
+    *,
+    force_new: bool = False,
+    session: str | None = None,
 ) -> VideoPlan:
     """Check the arguments and the image (free), and state the spend: nothing when an identical
     unfinished job would be returned instead."""
@@ -82,8 +90,8 @@ async def plan_video(
     if asking and await app.ledger.find_active(principal, image.identity, text) is not None:
         credits = 0  # a reuse is free, so nobody is asked; PaidCalls re-checks when it pays
     spend = Spend("generate_video", "image-to-video", (image.label,), text, credits)
-    question = await question_for(app.ledger, app.settings, principal, spend)
-    return VideoPlan(image, text, force_new, spend, question, started)
+    question = await question_for(app.ledger, app.settings, principal, spend, app.paid.limits(principal, session))
+    return VideoPlan(image, text, force_new, spend, question, started, session)
 
 
 async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent: Consent | None = None) -> Paid[int]:
@@ -123,6 +131,7 @@ async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent
                 record,
                 dedupe=None if plan.force_new else Dedupe((image.identity, text), find),
                 consent=consent,
+                session=plan.session,
             )
             used = True
     except CutoutError as exc:
@@ -185,11 +194,14 @@ async def get_video_result(
     return await app.downloads.deliver_video(_finish(job))
 
 
-async def list_video_jobs(app: AppContext, principal: str, status: JobStatus | None = None, limit: int = 20) -> JobList:
-    """The caller's jobs from the ledger, newest first, with the credits spent (free; nothing is sent)."""
+async def list_video_jobs(
+    app: AppContext, principal: str, status: JobStatus | None = None, limit: int = 20, *, session: str | None = None
+) -> JobList:
+    """The caller's jobs from the ledger, newest first, with the credits spent and the caller's own allowance
+    (in `session`, when one is known), free: nothing is sent."""
     await app.staged.sweep()  # finished jobs the ledger knows of give their staged images up
     jobs = await app.ledger.list_jobs(principal, status, limit)
-    credits = await app.ledger.credits(principal, app.settings.credit_budget)
+    credits = await app.ledger.credits(principal, app.settings.credit_budget, app.paid.limits(principal, session))
     which = f" {status}" if status else ""
     return JobList(jobs=jobs, credits=credits, message=f"{len(jobs)}{which} video job(s), newest first.")
 

@@ -17,6 +17,7 @@ from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from cutout_mcp import __version__
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
+from cutout_mcp.config.allowances import has_limits
 from cutout_mcp.core.context import AppContext, open_context
 from cutout_mcp.core.drain import Drain
 from cutout_mcp.core.pace import PollPolicy
@@ -86,7 +87,10 @@ def build_server(
     server = CutoutServer(
         "cutout-mcp",
         title="cutout.pro video and image editing",
-        instructions=texts.INSTRUCTIONS + texts.confirm_note(settings.confirm_spend_above) + extra_instructions,
+        instructions=texts.INSTRUCTIONS
+        + texts.confirm_note(settings.confirm_spend_above)
+        + texts.limits_note(has_limits(settings))
+        + extra_instructions,
         version=__version__,
         website_url="https://www.cutout.pro",
         lifespan=lifespan,

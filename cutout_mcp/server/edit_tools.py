@@ -21,6 +21,7 @@ from cutout_mcp.core.results import EditResult
 from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result
+from cutout_mcp.server.principal import current_session
 from cutout_mcp.server.spend import SpendConfirmation
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ def register(
     async def check_edit(
         prompt: str, image_urls: list[str], model: str, aspect_ratio: str, ctx: Context[AppContext, Any]
     ) -> edits.EditPlan:
-        return await edits.plan_edit(app_of(ctx), principal(), prompt, image_urls, model, aspect_ratio)
+        return await edits.plan_edit(
+            app_of(ctx), principal(), prompt, image_urls, model, aspect_ratio, session=current_session(ctx)
+        )
 
     async def confirm_edit(
         plan: Annotated[edits.EditPlan, Resolve(check_edit)], ctx: Context[AppContext, Any]

@@ -6,9 +6,9 @@ No `from __future__ import annotations`: the SDK reads the annotations at regist
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -17,6 +17,7 @@ from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
 from cutout_mcp.core.results import JobList, JobStatus
 from cutout_mcp.server import texts, views
+from cutout_mcp.server.principal import current_session
 
 
 @dataclass
@@ -45,8 +46,10 @@ def register(server: MCPServer[AppContext], running: Running, principal: Callabl
             JobStatus | None, Field(description="Only jobs in this state (as last seen); all when omitted.")
         ] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many jobs (1-100).")] = 20,
+        ctx: Context[AppContext, Any] = None,  # type: ignore[assignment]
     ) -> JobList:
-        return await videos.list_video_jobs(running.get(), principal(), status, limit)
+        session = current_session(ctx) if ctx is not None else None
+        return await videos.list_video_jobs(running.get(), principal(), status, limit, session=session)
 
     @server.resource(
         "cutout://jobs",
@@ -76,9 +79,13 @@ def register(server: MCPServer[AppContext], running: Running, principal: Callabl
         "cutout://credits",
         name="credits",
         title="Credits spent",
-        description="Credits recorded as spent (yours and in total) and what CUTOUT_CREDIT_BUDGET leaves (JSON).",
+        description="Credits recorded as spent (yours and in total), what CUTOUT_CREDIT_BUDGET leaves, and your "
+        "own allowance, session cap and rate when any is set (JSON).",
         mime_type="application/json",
     )
     async def credits_resource() -> str:
         app = running.get()
-        return (await app.ledger.credits(principal(), app.settings.credit_budget)).model_dump_json(indent=2)
+        # a static resource gets no request context: the session is known only on stdio, where there is one
+        session = app.session if app.settings.transport == "stdio" else None
+        limits = app.paid.limits(principal(), session)
+        return (await app.ledger.credits(principal(), app.settings.credit_budget, limits)).model_dump_json(indent=2)

@@ -57,6 +57,17 @@ def confirm_note(above: int | None) -> str:
     )
 
 
+def limits_note(limited: bool) -> str:
+    """Told to the assistant when allowances, a session cap or a rate are set, so a refusal is understood."""
+    if not limited:
+        return ""
+    return (
+        "\nEach caller has limits here: credits per period, per session and paid calls per minute. A paid call "
+        "past one fails before anything is sent or charged, naming the limit and when it renews; tell the user "
+        "instead of retrying. cutout://credits and list_video_jobs show what is left.\n"
+    )
+
+
 GENERATE_VIDEO = (
     f"Turn a still image into a short video with cutout.pro. COSTS {catalog.VIDEO_CREDITS} CREDITS "
     "per call, whatever the outcome. Submits the job, then waits up to wait_seconds for it while "

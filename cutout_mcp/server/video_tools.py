@@ -21,6 +21,7 @@ from cutout_mcp.core.results import VideoJob
 from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result, progress_sender
+from cutout_mcp.server.principal import current_session
 from cutout_mcp.server.spend import SpendConfirmation
 from cutout_mcp.server.tasks import TASK_MAX_WAIT_SECONDS, begin_task, set_status
 
@@ -72,7 +73,9 @@ def register(
     async def check_video(
         image_url: str, prompt: str | None, force_new: bool, ctx: Context[AppContext, Any]
     ) -> videos.VideoPlan:
-        return await videos.plan_video(app_of(ctx), principal(), image_url, prompt, force_new=force_new)
+        return await videos.plan_video(
+            app_of(ctx), principal(), image_url, prompt, force_new=force_new, session=current_session(ctx)
+        )
 
     async def confirm_video(
         plan: Annotated[videos.VideoPlan, Resolve(check_video)], ctx: Context[AppContext, Any]

@@ -29,11 +29,14 @@ from cutout_mcp.core.storage.base import (
     TaskStatus,
     Unrecorded,
 )
+from cutout_mcp.core.storage.limits import AllowanceExceededError, CallLimits
 from cutout_mcp.core.storage.sqlite import BUSY_TIMEOUT_MS, FILE_NAME, LedgerUnusableError, SqliteStorage, is_busy
 
 __all__ = [
     "FILE_NAME",
+    "AllowanceExceededError",
     "BudgetExceededError",
+    "CallLimits",
     "ChargeKind",
     "Claim",
     "Guard",

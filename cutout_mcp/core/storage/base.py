@@ -9,6 +9,8 @@ guarantees, and one parametrized test suite holds them to it (`tests/test_storag
 
 - a charge is reserved before the upstream request, in the same transaction as a checked counter
   (`spend`), so concurrent calls in any number of processes never take the spend past the budget;
+  the caller's allowance, session cap and rate (`limits.CallLimits`) are counted from the charges in
+  that same transaction, serialised per caller, so they cannot be passed either;
 - a guard row, claimed atomically with a lease, lets one process at a time submit a given request;
   a claim whose lease ran out (its holder died) may be taken over, and the taker is told about any
   charge the dead holder reserved without recording what it bought (`Claim.unrecorded`);
@@ -28,6 +30,7 @@ from typing import Any, Literal, Protocol
 
 from cutout_mcp.clock import iso_utc
 from cutout_mcp.core.results import CreditSummary, JobStatus, LedgerJob, VideoJob
+from cutout_mcp.core.storage.limits import CallLimits
 from cutout_mcp.errors import CutoutMcpError
 
 ChargeKind = Literal["video", "edit"]
@@ -124,12 +127,20 @@ class Storage(ABC):
 
     @abstractmethod
     async def reserve(
-        self, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None = None
+        self,
+        principal: str,
+        kind: ChargeKind,
+        credits: int,
+        budget: int | None,
+        guard: Guard | None = None,
+        limits: CallLimits | None = None,
     ) -> int:
         """Record a paid call about to be sent and return its charge id.
 
         Raises BudgetExceededError when the spend would pass `budget` (checked against one counter in
-        the same transaction), and GuardLostError when `guard` is no longer held by its holder.
+        the same transaction), AllowanceExceededError when it would pass one of `limits` (the caller's
+        charges counted in the same transaction; the charge is stored with `limits.session`), and
+        GuardLostError when `guard` is no longer held by its holder.
         """
 
     @abstractmethod
@@ -140,7 +151,8 @@ class Storage(ABC):
     async def record_edit(self, charge: int, edit_id: int, model: str) -> None: ...
 
     @abstractmethod
-    async def credits(self, principal: str, budget: int | None) -> CreditSummary: ...
+    async def credits(self, principal: str, budget: int | None, limits: CallLimits | None = None) -> CreditSummary:
+        """What the caller and everyone spent, the budget, and (with `limits`) the caller's own share."""
 
     # --- video jobs ----------------------------------------------------------------
 

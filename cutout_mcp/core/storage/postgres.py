@@ -11,11 +11,16 @@ What makes concurrent replicas safe, statement by statement (READ COMMITTED):
 - a dedupe guard is claimed with `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`, one atomic
   statement; a reservation under a guard locks the guard row (`FOR UPDATE`) so a takeover cannot
   slip between the holder's check and its charge;
+- a caller's allowance, session cap and rate are counted after taking a transaction advisory lock on
+  the caller (`CALLER_LOCK_SPACE`, the principal's hash), so two replicas reserving for one caller take
+  turns, and the second counts the first's charge;
 - task leases are taken over with `UPDATE ... WHERE lease_expires <= now ... RETURNING`, so exactly
   one replica adopts each orphaned task.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
 from cutout_mcp.core.storage.base import (
@@ -32,6 +37,7 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
+from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, allowance_share, check_limits
 from cutout_mcp.core.storage.postgres_db import PostgresDb
 from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
@@ -44,8 +50,15 @@ class PostgresStorage(PostgresDb, Storage):
     # --- credits -----------------------------------------------------------------
 
     async def reserve(
-        self, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None = None
+        self,
+        principal: str,
+        kind: ChargeKind,
+        credits: int,
+        budget: int | None,
+        guard: Guard | None = None,
+        limits: CallLimits | None = None,
     ) -> int:
+        now = self._clock.now()
         async with self._transaction() as cur:
             if guard is not None:
                 await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
@@ -55,6 +68,12 @@ class PostgresStorage(PostgresDb, Storage):
                         "Another server process took over this request's duplicate check while it was waiting; "
                         "nothing was sent to cutout.pro or charged. Call generate_video again."
                     )
+            if limits is not None and limits.any:
+                # one caller's reservations in turn on every replica; each statement after the lock reads
+                # what the previous holder committed (READ COMMITTED takes a new snapshot per statement)
+                await cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CALLER_LOCK_SPACE, principal))
+                used, session_used = await _usage(cur, principal, limits)
+                check_limits(limits, credits, now, used, session_used, await _recent_calls(cur, principal, limits, now))
             await cur.execute(
                 "UPDATE spend SET spent = spent + %s WHERE id = 1 AND (%s::bigint IS NULL OR spent + %s <= %s::bigint) "
                 "RETURNING spent",
@@ -66,9 +85,9 @@ class PostgresStorage(PostgresDb, Storage):
                 row = await cur.fetchone()
                 raise BudgetExceededError(credits, int(row["spent"]), budget)
             await cur.execute(
-                "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key) VALUES (%s, %s, %s, %s, %s) "
-                "RETURNING seq",
-                (principal, kind, credits, self._clock.now(), None if guard is None else guard.key),
+                "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key, session_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+                (principal, kind, credits, now, None if guard is None else guard.key, limits and limits.session),
             )
             row = await cur.fetchone()
             return int(row["seq"])
@@ -83,14 +102,19 @@ class PostgresStorage(PostgresDb, Storage):
     async def record_edit(self, charge: int, edit_id: int, model: str) -> None:
         await self._execute("UPDATE charges SET ref_id = %s, detail = %s WHERE seq = %s", (edit_id, model, charge))
 
-    async def credits(self, principal: str, budget: int | None) -> CreditSummary:
-        row = await self._one(
-            "SELECT (SELECT spent FROM spend WHERE id = 1) AS total, "
-            "(SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = %s) AS mine",
-            (principal,),
-        )
-        assert row is not None
-        return credit_summary(int(row["total"]), int(row["mine"]), budget)
+    async def credits(self, principal: str, budget: int | None, limits: CallLimits | None = None) -> CreditSummary:
+        async with self._transaction() as cur:
+            await cur.execute(
+                "SELECT (SELECT spent FROM spend WHERE id = 1) AS total, "
+                "(SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = %s) AS mine",
+                (principal,),
+            )
+            row = await cur.fetchone()
+            summary = credit_summary(int(row["total"]), int(row["mine"]), budget)
+            if limits is None:
+                return summary
+            share = allowance_share(limits, *await _usage(cur, principal, limits))
+        return summary.model_copy(update={"allowance": share})
 
     # --- video jobs ----------------------------------------------------------------
 
@@ -258,3 +282,30 @@ class PostgresStorage(PostgresDb, Storage):
 def _pg(statement: str) -> str:
     """A statement written for both dialects (`?` placeholders) in PostgreSQL's (`%s`)."""
     return statement.replace("?", "%s")
+
+
+CALLER_LOCK_SPACE = 0x6375_7474
+"""The first key of the per-caller advisory locks (two int4 keys, a space apart from the schema lock's one
+bigint key)."""
+
+
+async def _usage(cur: Any, principal: str, limits: CallLimits) -> tuple[int, int]:
+    """The caller's credits in the current window and the session's (0 for a limit that is not set)."""
+    await cur.execute(
+        "SELECT (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %s::bigint IS NOT NULL AND principal = %s "
+        "AND created_at >= %s) AS used, (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %s::bigint IS NOT NULL "
+        "AND session_id = %s::text AND principal = %s) AS session_used",
+        (limits.credits, principal, limits.window_start, limits.session_credits, limits.session, principal),
+    )
+    row = await cur.fetchone()
+    return int(row["used"]), int(row["session_used"])
+
+
+async def _recent_calls(cur: Any, principal: str, limits: CallLimits, now: float) -> list[float]:
+    if not limits.calls_per_minute:
+        return []
+    await cur.execute(
+        "SELECT created_at FROM charges WHERE principal = %s AND created_at > %s ORDER BY created_at DESC LIMIT %s",
+        (principal, now - RATE_SECONDS, limits.calls_per_minute),
+    )
+    return [float(row["created_at"]) for row in await cur.fetchall()]

@@ -10,7 +10,9 @@ Version 1 is the ledger as it was before versioning (`CREATE ... IF NOT EXISTS`)
 the spend counter that makes the budget exact, the dedupe guards, the charges' request key and the
 durable tasks. Version 3 adds the secrets every process must share, such as the key that seals a
 spend question's state (`Storage.shared_secret`). Version 4 tells a job's image source from its identity
-and remembers its staged object (`IMAGE_SOURCES`).
+and remembers its staged object (`IMAGE_SOURCES`). Version 5 keeps each charge's MCP session and indexes
+the charges by caller and time, so allowances, session caps and rates are counted in the reserving
+transaction (`CALLER_LIMITS`).
 
 Times are epoch seconds (REAL / DOUBLE PRECISION) from the server's clock, job and edit ids are
 cutout.pro's 64-bit integers.
@@ -31,6 +33,14 @@ IMAGE_SOURCES: tuple[str, ...] = (
 """Version 4, the same in both dialects: `image_url` now holds where the image came from (a URL, a path,
 `upload:…`, `data: (…)`), `image_ref` what identifies the request (the URL, or the staged content's
 digest) and `staged_key` the staged object to delete once the job is finished."""
+
+CALLER_LIMITS: tuple[str, ...] = (
+    "ALTER TABLE charges ADD COLUMN session_id TEXT",
+    "CREATE INDEX charges_by_time ON charges (principal, created_at)",
+    "CREATE INDEX charges_by_session ON charges (session_id) WHERE session_id IS NOT NULL",
+)
+"""Version 5, the same in both dialects: `session_id` is the key of the MCP session a charge was made in
+(a digest, never the transport's id itself); the indexes serve the counts `Storage.reserve` makes."""
 
 SQLITE: tuple[tuple[str, ...], ...] = (
     (
@@ -62,6 +72,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
     ),
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
     IMAGE_SOURCES,
+    CALLER_LIMITS,
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -95,6 +106,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
     ),
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
     IMAGE_SOURCES,
+    CALLER_LIMITS,
 )
 
 VERSION = len(SQLITE)

@@ -34,6 +34,7 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
+from cutout_mcp.core.storage.limits import CallLimits
 from cutout_mcp.core.storage.sqlite_db import BUSY_TIMEOUT_MS, FILE_NAME, MEMORY, LedgerUnusableError, is_busy
 from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
@@ -118,9 +119,15 @@ class SqliteStorage(Storage):
     # --- credits -----------------------------------------------------------------
 
     async def reserve(
-        self, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None = None
+        self,
+        principal: str,
+        kind: ChargeKind,
+        credits: int,
+        budget: int | None,
+        guard: Guard | None = None,
+        limits: CallLimits | None = None,
     ) -> int:
-        return await self._run(sql.reserve, principal, kind, credits, budget, guard, self._now())
+        return await self._run(sql.reserve, principal, kind, credits, budget, guard, self._now(), limits)
 
     async def release(self, charge: int) -> None:
         await self._run(sql.release, charge)
@@ -129,8 +136,8 @@ class SqliteStorage(Storage):
         update = "UPDATE charges SET ref_id = ?, detail = ? WHERE seq = ?"
         await self._run(sql.execute, update, (edit_id, model, charge))
 
-    async def credits(self, principal: str, budget: int | None) -> CreditSummary:
-        return await self._run(sql.credits, principal, budget)
+    async def credits(self, principal: str, budget: int | None, limits: CallLimits | None = None) -> CreditSummary:
+        return await self._run(sql.credits, principal, budget, limits)
 
     # --- video jobs ----------------------------------------------------------------
 

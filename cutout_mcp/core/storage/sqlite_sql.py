@@ -15,6 +15,7 @@ from cutout_mcp.core.storage.base import (
     Unrecorded,
     credit_summary,
 )
+from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, allowance_share, check_limits
 from cutout_mcp.core.storage.sqlite_db import Db, immediate
 
 
@@ -32,14 +33,25 @@ def all_rows(db: Db, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
 
 
 def reserve(
-    db: Db, principal: str, kind: ChargeKind, credits: int, budget: int | None, guard: Guard | None, now: float
+    db: Db,
+    principal: str,
+    kind: ChargeKind,
+    credits: int,
+    budget: int | None,
+    guard: Guard | None,
+    now: float,
+    limits: CallLimits | None,
 ) -> int:
-    with immediate(db):
+    with immediate(db):  # one write transaction: every process's reservations are serialised
         if guard is not None and _guard_holder(db, guard.key) != guard.holder:
             raise GuardLostError(
                 "Another server process took over this request's duplicate check while it was waiting; "
                 "nothing was sent to cutout.pro or charged. Call generate_video again."
             )
+        if limits is not None and limits.any:
+            used, session_used = usage(db, principal, limits)
+            recent = _recent_calls(db, principal, limits, now)
+            check_limits(limits, credits, now, used, session_used, recent)
         counted = db.execute(
             "UPDATE spend SET spent = spent + ? WHERE id = 1 AND (? IS NULL OR spent + ? <= ?) RETURNING spent",
             (credits, budget, credits, budget),
@@ -49,11 +61,42 @@ def reserve(
             spent = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
             raise BudgetExceededError(credits, spent, budget)
         cursor = db.execute(
-            "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?)",
-            (principal, kind, credits, now, None if guard is None else guard.key),
+            "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key, session_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (principal, kind, credits, now, None if guard is None else guard.key, limits and limits.session),
         )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def usage(db: Db, principal: str, limits: CallLimits) -> tuple[int, int]:
+    """The caller's credits in the current window and the session's (0 for a limit that is not set)."""
+    used = session_used = 0
+    if limits.credits is not None:
+        used = int(
+            db.execute(
+                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = ? AND created_at >= ?",
+                (principal, limits.window_start),
+            ).fetchone()[0]
+        )
+    if limits.session is not None and limits.session_credits is not None:
+        session_used = int(
+            db.execute(
+                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ? AND principal = ?",
+                (limits.session, principal),
+            ).fetchone()[0]
+        )
+    return used, session_used
+
+
+def _recent_calls(db: Db, principal: str, limits: CallLimits, now: float) -> list[float]:
+    if limits.calls_per_minute is None or limits.calls_per_minute == 0:
+        return []
+    rows = db.execute(
+        "SELECT created_at FROM charges WHERE principal = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
+        (principal, now - RATE_SECONDS, limits.calls_per_minute),
+    ).fetchall()
+    return [float(row[0]) for row in rows]
 
 
 def shared_secret(db: Db, name: str, candidate: bytes) -> bytes:
@@ -70,10 +113,13 @@ def release(db: Db, charge: int) -> None:
             db.execute("UPDATE spend SET spent = spent - ? WHERE id = 1", (int(row[0]),))
 
 
-def credits(db: Db, principal: str, budget: int | None) -> CreditSummary:
+def credits(db: Db, principal: str, budget: int | None, limits: CallLimits | None) -> CreditSummary:
     total = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
     mine = db.execute("SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = ?", (principal,)).fetchone()
-    return credit_summary(total, int(mine[0]), budget)
+    summary = credit_summary(total, int(mine[0]), budget)
+    if limits is None:
+        return summary
+    return summary.model_copy(update={"allowance": allowance_share(limits, *usage(db, principal, limits))})
 
 
 def record_video_job(db: Db, charge: int | None, job: tuple[Any, ...], now: float) -> None:

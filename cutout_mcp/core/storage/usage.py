@@ -49,7 +49,7 @@ class UsageRow:
     """What one caller spent on one kind of call, one model and one UTC day."""
 
     principal: str
-    """The caller's key as stored (`core.principals.principal_name` names it)."""
+    """The caller's key as stored (`config.allowances.principal_name` names it)."""
     kind: str
     """`video` or `edit`."""
     detail: str | None

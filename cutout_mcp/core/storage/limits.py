@@ -1,0 +1,133 @@
+"""A caller's limits as `Storage.reserve` checks them, the refusal when one would be passed, and the
+caller's share as `Storage.credits` shows it.
+
+The backends run the counting queries inside the reserving transaction (after taking the caller's lock on
+PostgreSQL) and hand the numbers to `check_limits`, so the rule is written once and holds on both.
+Released reservations are deleted, so they count for nothing, the rate included; a reservation whose
+outcome is unknown stays, so it counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from cutout_mcp.clock import iso_utc
+from cutout_mcp.config.allowances import AllowancePolicy
+from cutout_mcp.core.results import AllowanceShare
+from cutout_mcp.errors import CutoutMcpError
+
+LimitName = Literal["allowance", "session", "rate"]
+RATE_SECONDS = 60.0
+NOTHING_SENT = "Nothing was sent to cutout.pro or charged."
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """What one paid call must fit besides the budget: the caller's allowance in its current window, the
+    session's cap and the rate of paid calls. None is no limit."""
+
+    name: str
+    """The caller as people know them (a token's name, an OAuth subject, `local`), for messages."""
+    session: str | None = None
+    """The MCP session's key, stored with the charge (`session_key`)."""
+    credits: int | None = None
+    period: str = "month"
+    window_start: float = 0.0
+    renews_at: float = 0.0
+    session_credits: int | None = None
+    calls_per_minute: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return (self.credits, self.session_credits, self.calls_per_minute) != (None, None, None)
+
+
+def call_limits(policy: AllowancePolicy | None, principal: str, session: str | None, now: float) -> CallLimits:
+    """The limits that apply to `principal` in `session` at `now` (none when there is no policy)."""
+    if policy is None:
+        return CallLimits(principal, session)
+    name, limits = policy.for_principal(principal)
+    start, renews = limits.period.window(now)
+    return CallLimits(
+        name,
+        session,
+        limits.credits,
+        limits.period.text,
+        start,
+        renews,
+        limits.session_credits,
+        limits.paid_calls_per_minute,
+    )
+
+
+def session_key(session_id: str) -> str:
+    """What the ledger stores for a transport's session id: a digest, so the id itself is never kept."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+class AllowanceExceededError(CutoutMcpError):
+    """A paid call would pass the caller's allowance, the session's cap or the rate; nothing was sent.
+
+    `limit` says which ("allowance", "session" or "rate"), so refusals can be counted by reason."""
+
+    def __init__(self, limit: LimitName, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def check_limits(limits: CallLimits, price: int, now: float, used: int, session_used: int, recent: list[float]) -> None:
+    """Raise AllowanceExceededError when this call (costing `price`) passes a limit.
+
+    `used` is what the caller's charges in the current window add up to, `session_used` the session's,
+    and `recent` the start times of the caller's paid calls in the last minute, newest first."""
+    if limits.credits is not None and used + price > limits.credits:
+        raise AllowanceExceededError(
+            "allowance",
+            f"Refused before contacting cutout.pro: this call costs {price} credits, but {limits.name}'s allowance "
+            f"of {limits.credits} credits per {limits.period} has {max(0, limits.credits - used)} left ({used} used "
+            f"this period). It renews at {iso_utc(limits.renews_at)}. {NOTHING_SENT}",
+        )
+    if limits.session_credits is not None and session_used + price > limits.session_credits:
+        raise AllowanceExceededError(
+            "session",
+            f"Refused before contacting cutout.pro: this call costs {price} credits, but the session cap of "
+            f"{limits.session_credits} credits has {max(0, limits.session_credits - session_used)} left "
+            f"({session_used} used in this session). It renews only with a new session (a new client connection). "
+            f"{NOTHING_SENT}",
+        )
+    per_minute = limits.calls_per_minute
+    if per_minute is not None and len(recent) >= per_minute:
+        if per_minute == 0:
+            wait = "No paid call is allowed at all (paid_calls_per_minute = 0)."
+        else:
+            seconds = max(1, int(recent[per_minute - 1] + RATE_SECONDS - now + 0.999))
+            wait = f"The next paid call is allowed in {seconds} s."
+        raise AllowanceExceededError(
+            "rate",
+            f"Refused before contacting cutout.pro: {limits.name} may start {per_minute} paid calls per minute and "
+            f"has started that many in the last 60 s (this call costs {price} credits). {wait} {NOTHING_SENT}",
+        )
+
+
+def allowance_share(limits: CallLimits, used: int, session_used: int) -> AllowanceShare | None:
+    """The caller's own share, as `cutout://credits` and `list_video_jobs` show it."""
+    if not limits.any:
+        return None
+    return AllowanceShare(
+        name=limits.name,
+        credits=limits.credits,
+        period=limits.period if limits.credits is not None else None,
+        used=used if limits.credits is not None else None,
+        left=None if limits.credits is None else max(0, limits.credits - used),
+        renews_at=iso_utc(limits.renews_at) if limits.credits is not None else None,
+        session_credits=limits.session_credits,
+        session_used=None if limits.session_credits is None or limits.session is None else session_used,
+        session_left=(
+            None
+            if limits.session_credits is None or limits.session is None
+            else max(0, limits.session_credits - session_used)
+        ),
+        paid_calls_per_minute=limits.calls_per_minute,
+    )

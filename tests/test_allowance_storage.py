@@ -1,0 +1,159 @@
+"""The allowance, the session cap and the rate, held by the storage contract on both backends.
+
+Each limit is checked in the reserving transaction: a reservation past it is refused naming the limit,
+released reservations count for nothing (the rate included), kept ones count, a window renews at its
+end, and concurrent reservations through two handles never pass any limit.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from cutout_mcp.clock import ManualClock, iso_utc
+from cutout_mcp.config.allowances import AllowancePolicy, Limits
+from cutout_mcp.config.periods import parse_period
+from cutout_mcp.config.settings import Settings
+from cutout_mcp.core.storage import AllowanceExceededError, BudgetExceededError, Storage
+from cutout_mcp.core.storage.limits import CallLimits, call_limits
+from tests.test_storage import backend, opened, store, time
+
+__all__ = ["backend", "store", "time"]  # the fixtures, shared with the storage contract
+
+pytestmark = pytest.mark.anyio
+
+HOUR = parse_period("1h")
+
+
+def limits(
+    clock: ManualClock,
+    *,
+    credits: int | None = None,
+    session: str | None = None,
+    session_credits: int | None = None,
+    per_minute: int | None = None,
+    principal: str = "alice",
+    period: str = "1h",
+) -> CallLimits:
+    policy = AllowancePolicy(Limits(credits, parse_period(period), session_credits, per_minute))
+    return call_limits(policy, principal, session, clock.now())
+
+
+async def test_the_allowance_refuses_the_call_that_would_pass_it_and_names_it(
+    store: Storage, time: ManualClock
+) -> None:
+    for _ in range(2):
+        await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=10))
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=10))
+    assert refused.value.limit == "allowance"
+    message = str(refused.value)
+    renews = limits(time, credits=10).renews_at
+    for part in ("alice's allowance of 10 credits per 1h", "2 left", "8 used", "costs 4 credits", iso_utc(renews)):
+        assert part in message
+    assert "Nothing was sent to cutout.pro or charged." in message
+    # another caller's allowance is their own
+    await store.reserve("bob", "edit", 4, None, limits=limits(time, credits=10, principal="bob"))
+    assert (await store.credits("alice", None)).spent == 8
+
+
+async def test_a_window_renews_at_its_end_and_not_before(store: Storage, time: ManualClock) -> None:
+    renews = limits(time, credits=5).renews_at
+    await store.reserve("alice", "video", 5, None, limits=limits(time, credits=5))
+    time.advance(renews - time.now() - 0.5)
+    with pytest.raises(AllowanceExceededError):
+        await store.reserve("alice", "video", 5, None, limits=limits(time, credits=5))
+    time.advance(0.5)
+    await store.reserve("alice", "video", 5, None, limits=limits(time, credits=5))
+
+
+async def test_released_reservations_count_for_nothing_kept_ones_count(store: Storage, time: ManualClock) -> None:
+    rule = limits(time, credits=10, per_minute=2)
+    for _ in range(5):  # sent and provably not charged: released
+        await store.release(await store.reserve("alice", "video", 5, None, limits=rule))
+    kept = await store.reserve("alice", "video", 5, None, limits=rule)  # outcome unknown: stays
+    await store.reserve("alice", "video", 5, None, limits=rule)
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "video", 5, None, limits=limits(time, credits=100, per_minute=2))
+    assert refused.value.limit == "rate"
+    assert kept > 0
+    share = (await store.credits("alice", None, rule)).allowance
+    assert share is not None
+    assert (share.used, share.left) == (10, 0)
+
+
+async def test_the_rate_counts_calls_started_in_the_last_sixty_seconds(store: Storage, time: ManualClock) -> None:
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, per_minute=2))
+    time.advance(20)
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, per_minute=2))
+    time.advance(10)
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 4, None, limits=limits(time, per_minute=2))
+    assert refused.value.limit == "rate"
+    assert "The next paid call is allowed in 30 s." in str(refused.value)
+    await store.reserve("bob", "edit", 4, None, limits=limits(time, per_minute=2, principal="bob"))
+    time.advance(30)
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, per_minute=2))
+
+
+async def test_the_session_cap_holds_in_its_session_and_resets_in_a_new_one(store: Storage, time: ManualClock) -> None:
+    first = limits(time, session="s1", session_credits=8)
+    await store.reserve("alice", "edit", 4, None, limits=first)
+    await store.reserve("alice", "edit", 4, None, limits=first)
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 4, None, limits=first)
+    assert refused.value.limit == "session"
+    assert "session cap of 8 credits has 0 left (8 used in this session)" in str(refused.value)
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, session="s2", session_credits=8))
+    share = (await store.credits("alice", None, limits(time, session="s2", session_credits=8))).allowance
+    assert share is not None
+    assert (share.session_used, share.session_left) == (4, 4)
+
+
+async def test_the_budget_is_checked_as_well(store: Storage, time: ManualClock) -> None:
+    await store.reserve("alice", "video", 5, 8, limits=limits(time, credits=100))
+    with pytest.raises(BudgetExceededError):
+        await store.reserve("alice", "video", 5, 8, limits=limits(time, credits=100))
+    share = (await store.credits("alice", 8, limits(time, credits=100))).allowance
+    assert share is not None
+    assert share.used == 5, "a reservation the budget refused counts for nothing"
+
+
+async def test_a_share_shows_only_the_callers_own_numbers(store: Storage, time: ManualClock) -> None:
+    await store.reserve("bob", "video", 5, None, limits=limits(time, credits=50, principal="bob"))
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=50))
+    summary = await store.credits("alice", None, limits(time, credits=50))
+    assert summary.allowance is not None
+    assert summary.allowance.model_dump() == {
+        "name": "alice",
+        "credits": 50,
+        "period": "1h",
+        "used": 4,
+        "left": 46,
+        "renews_at": iso_utc(limits(time, credits=50).renews_at),
+        "session_credits": None,
+        "session_used": None,
+        "session_left": None,
+        "paid_calls_per_minute": None,
+    }
+
+
+async def test_concurrent_reservations_never_pass_any_limit(backend: Settings, time: ManualClock) -> None:
+    granted: dict[str, int] = {"alice": 0, "bob": 0}
+    refused: dict[str, set[str]] = {"alice": set(), "bob": set()}
+    async with opened(backend, time) as a, opened(backend, time) as b:
+
+        async def spend(store: Storage, who: str, n: int) -> None:
+            rule = limits(time, credits=23, session=f"{who}-{n % 2}", session_credits=15, per_minute=100, principal=who)
+            try:
+                await store.reserve(who, "video", 5, None, limits=rule)
+                granted[who] += 5
+            except AllowanceExceededError as exc:
+                refused[who].add(exc.limit)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(40):
+                tg.start_soon(spend, a if n % 2 else b, "alice" if n % 4 < 2 else "bob", n)
+    assert granted == {"alice": 20, "bob": 20}, "4 calls each fit 23; no session passes 15"
+    assert refused["alice"]
+    assert refused["alice"] <= {"allowance", "session"}
