@@ -9,6 +9,9 @@ callers and prints one JSON line per outcome:
 - `submit` (ARG = shared submit log): each caller asks the real paid path (`PaidCalls.call` with the
   dedupe guard) for one of `KEYS` identical video requests; the fake upstream appends the key to the
   log (O_APPEND, so lines from all processes interleave whole) and answers a fresh job id;
+- `allowance` (ARG = shared submit log): each caller asks the real paid path for one paid call as one of
+  `PRINCIPALS`, under `POLICY`, in this process's session; the fake upstream appends the principal to the
+  log, and each outcome says who was granted or which limit refused;
 - `budget` (ARG = budget): each caller reserves 5 credits once;
 - `write`: reserves and records jobs one after another forever, printing each committed id.
 """
@@ -25,10 +28,26 @@ import anyio
 
 from cutout_mcp.clock import SystemClock
 from cutout_mcp.config import Settings
+from cutout_mcp.config.allowances import load_policy
 from cutout_mcp.core.paid import Dedupe, PaidCalls
-from cutout_mcp.core.storage import BudgetExceededError, Storage, open_storage
+from cutout_mcp.core.storage import AllowanceExceededError, BudgetExceededError, Storage, open_storage
 
 KEYS = 5
+PRINCIPALS = ("alice", "ci-bot", "carol")
+POLICY = """
+[default]
+credits = 23
+period = "1h"
+
+[principals.ci-bot]
+credits = 1000
+session_credits = 10
+
+[principals.carol]
+credits = 1000
+paid_calls_per_minute = 3
+"""
+"""alice may spend 4 calls of 5 credits this hour; ci-bot 2 per session; carol 3 per minute."""
 IMAGE = "https://img.example.com/cat.jpg"
 
 
@@ -66,6 +85,36 @@ async def submit(storage: Storage, n: int, log: str) -> None:
     os.close(fd)
 
 
+async def allowance(storage: Storage, n: int, log: str) -> None:
+    policy_file = Path(log).with_suffix(".toml")
+    policy_file.write_text(POLICY)
+    policy = load_policy(Settings(allowances_file=policy_file))
+    paid = PaidCalls(storage, None, SystemClock(), policy=policy)
+    session = f"process-{os.getpid()}"
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    async def one(i: int) -> None:
+        who = PRINCIPALS[i % len(PRINCIPALS)]
+
+        async def send() -> int:
+            os.write(fd, f"{who}\n".encode())
+            return i
+
+        async def record(charge: int, edit_id: int) -> None:
+            await storage.record_edit(charge, edit_id, "gpt-image-1")
+
+        try:
+            await paid.call(who, "edit", 5, send, record, session=session)
+            print(json.dumps({"who": who, "granted": True}), flush=True)
+        except AllowanceExceededError as exc:
+            print(json.dumps({"who": who, "granted": False, "limit": exc.limit}), flush=True)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    os.close(fd)
+
+
 async def budget(storage: Storage, n: int, limit: int) -> None:
     async def one() -> None:
         try:
@@ -94,6 +143,8 @@ async def main(mode: str, store: str, tasks: int, arg: str) -> None:
         await anyio.to_thread.run_sync(sys.stdin.readline)
         if mode == "submit":
             await submit(storage, tasks, arg)
+        elif mode == "allowance":
+            await allowance(storage, tasks, arg)
         elif mode == "budget":
             await budget(storage, tasks, int(arg))
         else:

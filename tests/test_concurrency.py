@@ -117,3 +117,14 @@ def _settings(store: str) -> Settings:
     if store.startswith("postgresql://"):
         return Settings(database_url=store)
     return Settings(state_dir=Path(store))
+
+
+def test_concurrent_paid_calls_of_several_principals_never_pass_any_limit(store: str, tmp_path: Path) -> None:
+    log = tmp_path / "allowance.log"
+    outcomes = run_workers("allowance", store, 12, str(log))  # 4 processes x 4 calls per principal
+    granted = Counter(o["who"] for o in outcomes if o["granted"])
+    refused = {(o["who"], o["limit"]) for o in outcomes if not o["granted"]}
+    sent = Counter(log.read_text().split())
+    assert granted == {"alice": 4, "ci-bot": 2 * PROCESSES, "carol": 3}, "exactly what fits each limit"
+    assert sent == granted, "the upstream saw exactly the calls that fit"
+    assert refused == {("alice", "allowance"), ("ci-bot", "session"), ("carol", "rate")}
