@@ -21,6 +21,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (
+    allowance,
     attribution,
     call_overhead,
     cold_start,
@@ -55,6 +56,7 @@ def main() -> None:
         ("many jobs", lambda: anyio.run(many_jobs.run, jobs)),
         ("replicas", lambda: anyio.run(replicas.run, jobs)),
         ("storage", lambda: anyio.run(storage_ops.run, calls * 10)),
+        ("allowance", lambda: anyio.run(allowance.run, calls * 10, 10_000)),
         ("staging", lambda: anyio.run(staging.run, 5 if args.quick else 15)),
         ("poll efficiency", poll_efficiency.run),
         ("contact sheet", lambda: contact_sheet.run(3 if args.quick else 7)),

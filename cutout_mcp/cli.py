@@ -100,7 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start cutout-mcp in sandbox mode over stdio and use it as an assistant would.",
     )
     demo.add_argument("--output", default="cutout-demo", help="folder for the results (default ./cutout-demo)")
+    _add_usage_command(commands)
     return parser
+
+
+def _add_usage_command(commands: Any) -> None:
+    usage = commands.add_parser(
+        "usage",
+        help="report who spent what: paid calls and credits from the ledger, per principal, tool, model or day",
+        description="Read the ledger the servers write (CUTOUT_STATE_DIR or CUTOUT_DATABASE_URL), read-only, and "
+        "sum its paid calls. Credits count every call the ledger counts as spent; 'unknown' is the part whose "
+        "outcome is unknown (timeouts, 5xx, calls in flight), which cutout.pro may not have charged.",
+    )
+    usage.add_argument("--since", metavar="YYYY-MM-DD", help="first UTC day counted, from 00:00 (default: the first)")
+    usage.add_argument(
+        "--until", metavar="YYYY-MM-DD", help="last UTC day counted, through the end of that day (default: today)"
+    )
+    usage.add_argument(
+        "--by",
+        action="append",
+        metavar="principal|tool|model|day",
+        help="group rows by these, repeatable or comma-separated: --by principal,day (default: principal)",
+    )
+    usage.add_argument("--format", choices=["table", "csv", "json"], default="table", help="default: table")
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -211,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cutout_mcp.demo import run_demo
 
         return run_demo(args.output)
+    if args.command == "usage":
+        return _usage(args)
     try:
         settings = Settings.load(
             transport=args.transport,
@@ -235,6 +259,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             in_process = args.sandbox or settings.sandbox_in_process
             anyio.run(serve, settings, sandbox_config(args) if in_process else None)
+    except StorageError as exc:
+        return _refuse(exc, 1)
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    """`cutout-mcp usage`: the report on stdout; a bad argument exits 2, a ledger that cannot be read 1."""
+    from cutout_mcp.core.usage_report import UsageReportError, parse_dimensions, parse_window, usage_report
+
+    try:
+        window, by = parse_window(args.since, args.until), parse_dimensions(args.by)
+        settings = Settings.load()
+        check_driver(settings)
+    except (ConfigError, UsageReportError) as exc:
+        return _refuse(exc, 2)
+    try:
+        sys.stdout.write(usage_report(settings, window, by, args.format))
     except StorageError as exc:
         return _refuse(exc, 1)
     return 0

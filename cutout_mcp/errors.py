@@ -12,6 +12,7 @@ CutoutMcpError                    a message a person can act on; becomes a tool 
 ├── AllowanceExceededError        core.storage.limits: the call would pass the caller's allowance, the session
 │                                 cap or the rate (`limit` says which); nothing sent
 ├── SpendNotConfirmedError        core.consent: CUTOUT_CONFIRM_SPEND asked and got no yes; nothing sent
+├── UsageReportError              core.usage_report: `cutout-mcp usage` got a date or grouping it cannot read
 ├── StorageError                  core.storage: the ledger (SQLite or PostgreSQL) cannot be used
 │   ├── LedgerUnusableError       core.storage.sqlite_db: the ledger file is damaged, foreign or newer; not started
 │   └── LedgerUnavailableError    core.paid: so a paid call was stopped before it was sent

@@ -3,7 +3,8 @@
 On stdio (and in process) there is one user, the one who started the
 server, called `LOCAL`. On the HTTP transports with authentication, the
 principal is the SDK's authenticated (client, issuer, subject) identity, so
-one remote user never sees another's jobs.
+one remote user never sees another's jobs. The name people know a caller
+by (a token's name, an OAuth subject) is `config.allowances.principal_name`.
 """
 
 from __future__ import annotations
