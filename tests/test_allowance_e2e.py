@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 PERIOD_SECONDS = 4
 """Long enough for three edits in one window on a loaded machine, short enough to wait out in a test."""
+CLOCK_MARGIN = 0.05
 PRICE = 4
 NOTHING_SENT = "Nothing was sent to cutout.pro or charged."
 
@@ -78,10 +79,13 @@ def epoch_of(iso: str) -> float:
 
 
 async def until(deadline: float) -> None:
-    """Wait for the wall clock to pass `deadline`, a moment the server named; bounded by one period."""
+    """Wait for the wall clock to pass `deadline`, a moment the server named; bounded by one period.
+
+    A server's clock is the wall time at its start plus monotonic time since, which may stray from this
+    process's wall clock by a few milliseconds: CLOCK_MARGIN past the deadline is past it for both."""
     with anyio.fail_after(PERIOD_SECONDS + 2):
-        while time.time() < deadline:  # noqa: ASYNC110 - a wall-clock deadline, not an event
-            await anyio.sleep(deadline - time.time())
+        while time.time() < deadline + CLOCK_MARGIN:  # noqa: ASYNC110 - a wall-clock deadline, not an event
+            await anyio.sleep(max(0.0, deadline + CLOCK_MARGIN - time.time()))
 
 
 async def test_a_few_second_allowance_refuses_past_its_limit_and_renews_when_the_refusal_said(
