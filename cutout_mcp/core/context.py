@@ -29,6 +29,7 @@ from cutout_mcp.core.staged import StagedImages
 from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -55,6 +56,8 @@ class AppContext:
     """Naming, staging and releasing images in `staging` (made from it and the ledger when not given)."""
     drain: Drain = field(default_factory=Drain)
     """The calls in flight and whether the server is stopping (`core.drain`)."""
+    metrics: Metrics = NO_METRICS
+    """What is counted and timed for the operator (`cutout_mcp.telemetry`); no-ops unless CUTOUT_METRICS_ADDR."""
 
     def __post_init__(self) -> None:
         if self.staged is None:
@@ -73,6 +76,7 @@ async def open_context(
     staging: ObjectStore | None = None,
     storage: Storage | None = None,
     drain: Drain | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> AsyncIterator[AppContext]:
     """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox.
 
@@ -80,7 +84,7 @@ async def open_context(
     an unusable one stops the server before any client connects); the caller closes it.
     """
     the_clock = clock or SystemClock()
-    client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
+    client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep, metrics=metrics)
     async with (
         open_staging(settings, staging) as staging,  # the given store, or the bucket the settings name
         client,
@@ -97,6 +101,7 @@ async def open_context(
         ) as got,
     ):
         await clean_guards(ledger, the_clock.now())
+        metrics.watch_jobs(watcher.statuses)
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
         await staged.sweep()  # what finished jobs left staged before a restart
@@ -112,12 +117,14 @@ async def open_context(
                 the_clock,
                 guard_lease=guard_lease(settings),
                 confirm_above=settings.confirm_spend_above,
+                metrics=metrics,
             ),
             downloads=got,
             inspector=checker,
             staging=staging,
             staged=staged,
             drain=drain or Drain(),
+            metrics=metrics,
         )
 
 

@@ -99,6 +99,7 @@ async def edit_image(
                 lambda: app.client.edit_image(text, entry.name, aspect_ratio, urls),
                 record,
                 consent=consent,
+                model=entry.name,
             )
     except CutoutError as exc:
         keep = exc.may_have_charged and not isinstance(exc, UpstreamError)  # not answered: may still fetch

@@ -123,6 +123,7 @@ async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent
                 record,
                 dedupe=None if plan.force_new else Dedupe((image.identity, text), find),
                 consent=consent,
+                model=catalog.VIDEO_MODEL,
             )
             used = True
     except CutoutError as exc:
