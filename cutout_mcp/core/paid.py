@@ -212,6 +212,7 @@ class PaidCalls:
                 try:
                     with span("cutout.ledger.record", **{"cutout.charge.kind": pay.kind}):
                         await record(charge, value)
+                    logger.info("Paid %d credits for a %s call (ledger charge %d)", pay.credits, pay.kind, charge)
                 except StorageError as exc:
                     logger.exception("A paid %s call succeeded but could not be written to the ledger", pay.kind)
                     problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"

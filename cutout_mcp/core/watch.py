@@ -44,6 +44,7 @@ from anyio.abc import TaskGroup
 from cutout_mcp.clock import Clock
 from cutout_mcp.core.pace import Pace, PollPolicy, ProgressCallback, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob
+from cutout_mcp.logs import call_fields
 from cutout_mcp.telemetry import span
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -191,6 +192,10 @@ class JobWatcher:
                 watch.wake()
 
     async def _loop(self, watch: _Watch) -> None:
+        with call_fields(job_id=watch.job_id):  # the loop's log lines name its job
+            await self._poll(watch)
+
+    async def _poll(self, watch: _Watch) -> None:
         clock, policy = self._clock, self._policy
         pace = Pace()
         next_read = clock.now()

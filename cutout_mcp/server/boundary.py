@@ -83,8 +83,8 @@ class CutoutServer(MCPServer[AppContext]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
     ) -> Any:
-        job_id = arguments.get("id") if isinstance(arguments, dict) else None
-        with call_fields(tool=name, principal=self.principal(), job_id=job_id if isinstance(job_id, int) else None):
+        job_id = str(arguments.get("id", "")) if isinstance(arguments, dict) else ""
+        with call_fields(tool=name, principal=self.principal(), job_id=int(job_id) if job_id.isdigit() else None):
             try:
                 with self.drain.call():
                     return await super().call_tool(name, arguments, context)

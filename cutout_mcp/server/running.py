@@ -109,6 +109,7 @@ async def _run_http(app: Starlette, settings: Settings, drain: Drain) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through the server's handler: redacted, and JSON when asked
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
     )
     await _draining_server(config, drain, settings.shutdown_grace).serve()

@@ -195,5 +195,7 @@ async def serve_metrics(settings: Settings, metrics: PrometheusMetrics, readines
     assert settings.metrics_addr is not None
     host, _, port = settings.metrics_addr.rpartition(":")
     app = metrics_app(metrics, readiness)
-    config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host=host.strip("[]"), port=int(port), log_level="warning", log_config=None, lifespan="off"
+    )
     await QuietServer(config).serve()
