@@ -39,11 +39,17 @@ class Metrics:
     def refused(self, reason: str) -> None:
         """A paid call refused before anything was sent (budget, confirmation, preflight, ...)."""
 
-    def watch_jobs(self, source: Callable[[], Mapping[str, int]]) -> None:
-        """Read `source()` (video jobs watched, by status) whenever the metrics are collected."""
+    def watch_jobs(self, source: Callable[[], Mapping[str, int]]) -> Callable[[], None]:
+        """Read `source()` (video jobs watched, by status) whenever the metrics are collected, until the
+        returned function is called."""
+        return _nothing
 
 
 NO_METRICS = Metrics()
+
+
+def _nothing() -> None:
+    pass
 
 
 @contextmanager

@@ -101,31 +101,34 @@ async def open_context(
         ) as got,
     ):
         await clean_guards(ledger, the_clock.now())
-        metrics.watch_jobs(watcher.statuses)
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
         await staged.sweep()  # what finished jobs left staged before a restart
-        yield AppContext(
-            settings=settings,
-            client=client,
-            clock=the_clock,
-            ledger=ledger,
-            watcher=watcher,
-            paid=PaidCalls(
-                ledger,
-                settings.credit_budget,
-                the_clock,
-                guard_lease=guard_lease(settings),
-                confirm_above=settings.confirm_spend_above,
+        stop_counting = metrics.watch_jobs(watcher.statuses)  # a lifespan per SSE session: each counts its own
+        try:
+            yield AppContext(
+                settings=settings,
+                client=client,
+                clock=the_clock,
+                ledger=ledger,
+                watcher=watcher,
+                paid=PaidCalls(
+                    ledger,
+                    settings.credit_budget,
+                    the_clock,
+                    guard_lease=guard_lease(settings),
+                    confirm_above=settings.confirm_spend_above,
+                    metrics=metrics,
+                ),
+                downloads=got,
+                inspector=checker,
+                staging=staging,
+                staged=staged,
+                drain=drain or Drain(),
                 metrics=metrics,
-            ),
-            downloads=got,
-            inspector=checker,
-            staging=staging,
-            staged=staged,
-            drain=drain or Drain(),
-            metrics=metrics,
-        )
+            )
+        finally:
+            stop_counting()
 
 
 @asynccontextmanager

@@ -108,8 +108,9 @@ class PrometheusMetrics(Metrics):
     def refused(self, reason: str) -> None:
         self._refused.labels(reason).inc()
 
-    def watch_jobs(self, source: Callable[[], Mapping[str, int]]) -> None:
+    def watch_jobs(self, source: Callable[[], Mapping[str, int]]) -> Callable[[], None]:
         self._jobs.append(source)
+        return lambda: self._jobs.remove(source)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
