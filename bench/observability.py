@@ -93,6 +93,15 @@ async def run(block: int = 150, rounds: int = 30, latency_calls: int = 15) -> li
                 met=pooled >= target,
             )
         )
+        added = tallies[name].cpu_ms_per_call(block) - core.cpu_ms_per_call(block)
+        rows.append(
+            Row(
+                "observability",
+                f"{name}: server CPU per call, added to core's (steadier than throughput on a busy machine)",
+                f"{added:+.2f} ms",
+                floor=f"{core.cpu_ms_per_call(block):.2f} ms",
+            )
+        )
     rows.append(
         Row("observability", "span batches the sink received (bytes, total)", f"{len(batches)}, {sum(batches)}")
     )

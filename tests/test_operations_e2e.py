@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -310,3 +310,17 @@ def ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[st
         found.append(span["parent"])
         span = by_id[span["parent"]]
     return found
+
+
+async def test_on_stdio_the_metrics_listener_serves_metrics_and_probes(sandbox: Sandbox, tmp_path: Path) -> None:
+    metrics_port = free_port()
+    env = sandbox_env(sandbox, tmp_path) | {"CUTOUT_METRICS_ADDR": str(metrics_port)}
+    async with Client(StdioServerParameters(command=CUTOUT_MCP, env=env)) as client:
+        image = sandbox.url("/samples/photo.jpg")
+        edited = await client.call_tool("edit_image", {"prompt": "warmer light", "image_urls": [image]})
+        assert edited.is_error is False, shutdown_text(edited)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}") as http:
+            scraped, ready = await http.get("/metrics"), await http.get("/readyz")
+    assert ready.status_code == 200
+    assert 'cutout_credits_spent_total{model="gemini-2.5-flash-image",tool="edit_image"} 4.0' in scraped.text
+    assert 'mcp_server_operation_duration_seconds_count{error_type="",gen_ai_tool_name="edit_image"' in scraped.text
