@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 VIDEO_CREDITS = 5
 """Credits one `generate` call costs, whatever the outcome of the job."""
+VIDEO_MODEL = "image-to-video"
+"""The video API has one model; metrics name it so (edits name theirs)."""
 
 VIDEO_MIN_SIDE_PX = 300
 VIDEO_MAX_SIDE_PX = 6000

@@ -30,6 +30,7 @@ from cutout_mcp.core.storage import Storage, StorageError, check_driver
 from cutout_mcp.logs import configure_logging
 from cutout_mcp.sandbox_mode import add_sandbox_arguments, sandbox_config
 from cutout_mcp.server.auth import missing_authentication
+from cutout_mcp.server.ops.tracing import start_tracing
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -255,12 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             transport_security(settings)
     except ConfigError as exc:
         return _refuse(exc, 2)
+    stop_tracing = start_tracing()  # only when the OTEL_* variables ask; spans are flushed on the way out
     try:
         with contextlib.suppress(KeyboardInterrupt):
             in_process = args.sandbox or settings.sandbox_in_process
             anyio.run(serve, settings, sandbox_config(args) if in_process else None)
     except StorageError as exc:
         return _refuse(exc, 1)
+    finally:
+        if stop_tracing is not None:
+            stop_tracing()
     return 0
 
 

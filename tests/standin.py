@@ -70,7 +70,8 @@ async def run_standin(handlers: dict[str, Handler]) -> AsyncIterator[StandIn]:
             return Response("not here", status_code=404)
         return await handler(request)
 
-    app = Starlette(routes=[Route(path, dispatch, methods=["GET", "POST"]) for path in (GENERATE, RESULT, EDIT)])
+    paths = dict.fromkeys((GENERATE, RESULT, EDIT, *handlers))  # and any other path a test serves
+    app = Starlette(routes=[Route(path, dispatch, methods=["GET", "POST"]) for path in paths])
     async with anyio.create_task_group() as tg, await anyio.create_tcp_listener(local_host="127.0.0.1") as probe:
         port = probe.extra(anyio.abc.SocketAttribute.local_port)
         await probe.aclose()

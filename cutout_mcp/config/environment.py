@@ -20,6 +20,8 @@ ENV_VARS = {
     "wait_seconds": "CUTOUT_WAIT_SECONDS",
     "http_timeout": "CUTOUT_HTTP_TIMEOUT",
     "log_level": "CUTOUT_LOG_LEVEL",
+    "log_format": "CUTOUT_LOG_FORMAT",
+    "metrics_addr": "CUTOUT_METRICS_ADDR",
     "output_dir": "CUTOUT_OUTPUT_DIR",
     "preview": "CUTOUT_PREVIEW",
     "preview_seconds": "CUTOUT_PREVIEW_SECONDS",

@@ -38,7 +38,14 @@ from cutout_mcp.config.staging import (
     check_staging_url,
     staging_bucket,
 )
-from cutout_mcp.config.values import ConfigError, check_url_port, default_state_dir, is_loopback_host, media_origin
+from cutout_mcp.config.values import (
+    ConfigError,
+    check_url_port,
+    default_state_dir,
+    is_loopback_host,
+    listen_address,
+    media_origin,
+)
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -75,6 +82,11 @@ class Settings(BaseModel):
     """Seconds to wait for one cutout.pro answer."""
     log_level: LogLevel = "INFO"
     """DEBUG, INFO, WARNING or ERROR; logs go to stderr."""
+    log_format: Literal["text", "json"] = "text"
+    """text, or json: one JSON object per line (time, level, logger, message, trace and call fields)."""
+    metrics_addr: str | None = None
+    """host:port (a bare port means 127.0.0.1) of a listener with Prometheus /metrics, /healthz and /readyz;
+    unset: none (docs/operations.md)."""
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -256,6 +268,13 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", "metrics_addr", mode="before")
+    @classmethod
+    def _operating(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if info.field_name == "log_format" else listen_address(value)
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

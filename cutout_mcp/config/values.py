@@ -74,3 +74,17 @@ def media_origin(value: str) -> str:
             "(http or https, a host, an optional port, nothing after it)"
         )
     return origin
+
+
+def listen_address(value: str) -> str | None:
+    """`host:port` for a listener, checked; a bare port (or `:port`) means 127.0.0.1; blank means unset."""
+    text = value.strip()
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port or a port, the port a number from 1 to 65535 (e.g. 127.0.0.1:9464)")
+    host = host or "127.0.0.1"
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", host):
+        raise ValueError("its host must be a name or an address (IPv6 in brackets, e.g. [::1]:9464)")
+    return f"{host}:{int(port)}"

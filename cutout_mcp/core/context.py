@@ -31,6 +31,7 @@ from cutout_mcp.core.staged import StagedImages
 from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
+from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
@@ -60,6 +61,8 @@ class AppContext:
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
     """The key of the one MCP session a stdio server has (its client connection); HTTP sessions have their
     own (`server.principal.current_session`)."""
+    metrics: Metrics = NO_METRICS
+    """What is counted and timed for the operator (`cutout_mcp.telemetry`); no-ops unless CUTOUT_METRICS_ADDR."""
 
     def __post_init__(self) -> None:
         if self.staged is None:
@@ -78,6 +81,7 @@ async def open_context(
     staging: ObjectStore | None = None,
     storage: Storage | None = None,
     drain: Drain | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> AsyncIterator[AppContext]:
     """Everything a tool needs for `settings`; the keyword arguments exist for tests and the sandbox.
 
@@ -85,7 +89,7 @@ async def open_context(
     an unusable one stops the server before any client connects); the caller closes it.
     """
     the_clock = clock or SystemClock()
-    client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep)
+    client = CutoutClient(settings, transport=http_transport, retry=retry, sleep=the_clock.sleep, metrics=metrics)
     async with (
         open_staging(settings, staging) as staging,  # the given store, or the bucket the settings name
         client,
@@ -105,26 +109,32 @@ async def open_context(
         if not client.has_key:
             logger.warning("CUTOUT_API_KEY is not set: tools are listed, but every call will fail.")
         await staged.sweep()  # what finished jobs left staged before a restart
-        yield AppContext(
-            settings=settings,
-            client=client,
-            clock=the_clock,
-            ledger=ledger,
-            watcher=watcher,
-            paid=PaidCalls(
-                ledger,
-                settings.credit_budget,
-                the_clock,
-                guard_lease=guard_lease(settings),
-                confirm_above=settings.confirm_spend_above,
-                policy=load_policy(settings),
-            ),
-            downloads=got,
-            inspector=checker,
-            staging=staging,
-            staged=staged,
-            drain=drain or Drain(),
-        )
+        stop_counting = metrics.watch_jobs(watcher.statuses)  # a lifespan per SSE session: each counts its own
+        try:
+            yield AppContext(
+                settings=settings,
+                client=client,
+                clock=the_clock,
+                ledger=ledger,
+                watcher=watcher,
+                paid=PaidCalls(
+                    ledger,
+                    settings.credit_budget,
+                    the_clock,
+                    guard_lease=guard_lease(settings),
+                    confirm_above=settings.confirm_spend_above,
+                    metrics=metrics,
+                    policy=load_policy(settings),
+                ),
+                downloads=got,
+                inspector=checker,
+                staging=staging,
+                staged=staged,
+                drain=drain or Drain(),
+                metrics=metrics,
+            )
+        finally:
+            stop_counting()
 
 
 @asynccontextmanager

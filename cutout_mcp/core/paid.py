@@ -47,6 +47,7 @@ from cutout_mcp.core.owners import THIS_PROCESS, is_dead
 from cutout_mcp.core.storage import ChargeKind, Guard, Storage, StorageError, Unrecorded
 from cutout_mcp.core.storage.limits import CallLimits, call_limits
 from cutout_mcp.errors import CutoutMcpError
+from cutout_mcp.telemetry import NO_METRICS, TOOL_OF_KIND, Metrics, span
 from cutout_mcp.upstream.errors import CutoutError
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class PaidCalls:
     policy: AllowancePolicy | None = None
     """Allowances per caller, session caps and rates (`config.allowances`); None: only the budget."""
     guards: KeyedLocks = field(default_factory=KeyedLocks)
+    metrics: Metrics = NO_METRICS
+    """Counts the credits whose charge stays in the ledger (`credits_spent`)."""
     _calls: itertools.count[int] = field(default_factory=itertools.count)
 
     async def call(
@@ -133,13 +136,16 @@ class PaidCalls:
         dedupe: Dedupe[T] | None = None,
         consent: Consent | None = None,
         session: str | None = None,
+        model: str = "",
     ) -> Paid[T]:
         """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought.
 
-        `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts."""
+        `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts;
+        `model` only labels the credits counted in the metrics."""
+        pay = _Payment(principal, kind, credits, model, session)
         if dedupe is None:
             check_consent(self.confirm_above, credits, consent)
-            return await self._pay(principal, kind, credits, send, record, None, session)
+            return await self._pay(pay, send, record, None)
         key = guard_key(principal, kind, dedupe.key)
         async with self.guards.hold(key):
             existing = await dedupe.find()
@@ -152,7 +158,7 @@ class PaidCalls:
                 if existing is not None:
                     return Paid(existing, 0)
                 check_consent(self.confirm_above, credits, consent)
-                return await self._pay(principal, kind, credits, send, record, guard, session)
+                return await self._pay(pay, send, record, guard)
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -189,39 +195,56 @@ class PaidCalls:
             await self.clock.sleep(min(delay, give_up - now))
             delay = min(delay * 2, GUARD_POLL_MAX)
 
-    async def _pay(
-        self,
-        principal: str,
-        kind: ChargeKind,
-        credits: int,
-        send: Callable[[], Awaitable[T]],
-        record: Callable[[int, T], Awaitable[None]],
-        guard: Guard | None,
-        session: str | None,
-    ) -> Paid[T]:
-        with anyio.CancelScope(shield=True):
-            try:
-                limits = self.limits(principal, session)
-                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard, limits)
-            except StorageError as exc:
-                raise LedgerUnavailableError(exc) from exc
-            try:
-                value = await send()
-            except CutoutError as exc:
-                if not exc.may_have_charged:
-                    await self.ledger.release(charge)
-                raise
-            try:
-                await record(charge, value)
-            except StorageError as exc:
-                logger.exception("A paid %s call succeeded but could not be written to the ledger", kind)
-                problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
-                return Paid(value, credits, problem)
-        return Paid(value, credits)
-
     def limits(self, principal: str, session: str | None) -> CallLimits:
         """What a paid call of `principal` in `session` must fit now, besides the budget."""
         return call_limits(self.policy, principal, session, self.clock.now())
+
+    async def _pay(
+        self,
+        pay: _Payment,
+        send: Callable[[], Awaitable[T]],
+        record: Callable[[int, T], Awaitable[None]],
+        guard: Guard | None,
+    ) -> Paid[T]:
+        with anyio.CancelScope(shield=True):
+            try:
+                limits = self.limits(pay.principal, pay.session)
+                with span("cutout.ledger.reserve", **{"cutout.charge.kind": pay.kind}):
+                    charge = await self.ledger.reserve(pay.principal, pay.kind, pay.credits, self.budget, guard, limits)
+            except StorageError as exc:
+                raise LedgerUnavailableError(exc) from exc
+            released = False
+            try:
+                try:
+                    value = await send()
+                except CutoutError as exc:
+                    if not exc.may_have_charged:
+                        await self.ledger.release(charge)
+                        released = True
+                    raise
+                try:
+                    with span("cutout.ledger.record", **{"cutout.charge.kind": pay.kind}):
+                        await record(charge, value)
+                    logger.info("Paid %d credits for a %s call (ledger charge %d)", pay.credits, pay.kind, charge)
+                except StorageError as exc:
+                    logger.exception("A paid %s call succeeded but could not be written to the ledger", pay.kind)
+                    problem = f"Recording this paid call failed, so the result is only in this answer: {exc}"
+                    return Paid(value, pay.credits, problem)
+            finally:
+                if not released:  # the charge stays in the ledger: count it as the ledger does
+                    self.metrics.credits_spent(TOOL_OF_KIND.get(pay.kind, pay.kind), pay.model, pay.credits)
+        return Paid(value, pay.credits)
+
+
+@dataclass(frozen=True)
+class _Payment:
+    """Who pays how much for what (one paid call)."""
+
+    principal: str
+    kind: ChargeKind
+    credits: int
+    model: str
+    session: str | None = None
 
 
 async def clean_guards(ledger: Storage, now: float) -> int:

@@ -42,6 +42,7 @@ from cutout_mcp.core.image_rules import (
     sniff,
 )
 from cutout_mcp.core.image_rules import refused as _refused
+from cutout_mcp.telemetry import span
 
 if TYPE_CHECKING:
     # Imported where used: Pillow, httpcore and h11 cost ~50 ms of start-up, and the server
@@ -130,7 +131,7 @@ class ImageInspector:
         from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
 
         try:
-            with anyio.fail_after(self._timeout):
+            with span("cutout.preflight", **{"cutout.argument": argument}), anyio.fail_after(self._timeout):
                 return await self._follow(url, argument)
         except TimeoutError:
             raise _unreachable(argument, f"it did not answer within {self._timeout:g} s") from None

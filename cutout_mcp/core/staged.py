@@ -47,6 +47,7 @@ from cutout_mcp.core.owners import THIS_PROCESS
 from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
+from cutout_mcp.telemetry import span
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
@@ -179,10 +180,11 @@ class StagedImages:
         # the bucket first. Content a job holds is looked up, since the bucket's lifecycle rule may have
         # expired it under a job the ledger still sees as unfinished.
         key = image.staged_key
-        if not await self.ledger.staged_key_in_use(key) or await self.store.size(key) != len(data):
-            await self.store.put(key, data, image.image.content_type)
-            logger.info("Staged %s (%d bytes) for cutout.pro", image.label, len(data))
-        return await self.store.signed_get_url(key)
+        with span("cutout.staging", **{"cutout.staged.bytes": len(data)}):
+            if not await self.ledger.staged_key_in_use(key) or await self.store.size(key) != len(data):
+                await self.store.put(key, data, image.image.content_type)
+                logger.info("Staged %s (%d bytes) for cutout.pro", image.label, len(data))
+            return await self.store.signed_get_url(key)
 
     async def drop_uploads(self, images: Iterable[PlannedImage], *, keep_for_jobs: bool = True) -> None:
         """Delete the `get_upload_url` objects whose content is now staged under its own key; never raises.

@@ -149,6 +149,7 @@ async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent
                 dedupe=None if plan.force_new else Dedupe((image.identity, text), find),
                 consent=consent,
                 session=plan.session,
+                model=catalog.VIDEO_MODEL,
             )
             used = True
     except CutoutError as exc:

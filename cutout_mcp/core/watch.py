@@ -44,6 +44,8 @@ from anyio.abc import TaskGroup
 from cutout_mcp.clock import Clock
 from cutout_mcp.core.pace import Pace, PollPolicy, ProgressCallback, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob
+from cutout_mcp.logs import call_fields
+from cutout_mcp.telemetry import span
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,15 @@ class JobWatcher:
                 self._tg = None
                 tg.cancel_scope.cancel()
 
+    def statuses(self) -> dict[str, int]:
+        """The unfinished jobs watched now, by status (`queued` until the first read): the metrics' gauge."""
+        counts = {"queued": 0, "processing": 0}
+        for watch in self._watches.values():
+            status = "queued" if watch.latest is None else watch.latest.job.status
+            if status in counts:
+                counts[status] += 1
+        return counts
+
     def waiting(self, job_id: int) -> int:
         """How many callers wait on `job_id` now (for tests and logs)."""
         watch = self._watches.get(job_id)
@@ -181,6 +192,10 @@ class JobWatcher:
                 watch.wake()
 
     async def _loop(self, watch: _Watch) -> None:
+        with call_fields(job_id=watch.job_id):  # the loop's log lines name its job
+            await self._poll(watch)
+
+    async def _poll(self, watch: _Watch) -> None:
         clock, policy = self._clock, self._policy
         pace = Pace()
         next_read = clock.now()
@@ -233,7 +248,8 @@ class JobWatcher:
                 self._ticker = anyio.CancelScope()
                 self._tg.start_soon(self._tick, self._ticker)
         try:
-            return await self._read(watch.job_id)
+            with span("cutout.video.poll", **{"cutout.job_id": watch.job_id}):
+                return await self._read(watch.job_id)
         finally:
             self._reading.pop(watch, None)
             if not self._reading and self._ticker is not None:

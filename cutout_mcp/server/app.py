@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import httpx
+from mcp.server.context import ServerMiddleware
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from cutout_mcp import __version__
@@ -27,10 +29,12 @@ from cutout_mcp.core.storage import Storage
 from cutout_mcp.server import edit_tools, ledger_tools, prompts, spend, texts, upload_tools, video_tools, views
 from cutout_mcp.server.auth import auth_options
 from cutout_mcp.server.boundary import CutoutServer
+from cutout_mcp.server.ops.health import Readiness
 from cutout_mcp.server.principal import current_principal
 from cutout_mcp.server.sealing import SharedKeyCodec
 from cutout_mcp.server.task_resume import resume_generate_video
 from cutout_mcp.server.tasks import TasksExtension
+from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import RetryPolicy
 
 
@@ -59,6 +63,8 @@ def build_server(
     running = ledger_tools.Running()
     sealing = SharedKeyCodec()
     drain = Drain()
+    readiness = Readiness(drain, storage)
+    metrics, timing = _metrics(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
@@ -74,15 +80,17 @@ def build_server(
                 staging=staging,
                 storage=storage,
                 drain=drain,
+                metrics=metrics,
             ) as app,
             tasks.running(app.ledger, partial(resume_generate_video, app)),
         ):
             await sealing.load(app.ledger)
-            running.app = app
+            running.app, readiness.ledger = app, app.ledger
             try:
                 yield app
             finally:
                 running.app = None
+                readiness.ledger = storage  # a ledger lent by the caller outlives this lifespan
 
     server = CutoutServer(
         "cutout-mcp",
@@ -96,16 +104,33 @@ def build_server(
         lifespan=lifespan,
         log_level=settings.log_level,
         extensions=[tasks, views.apps(settings)],
-        middleware=[views.ViewsForAppsClients()],
+        middleware=[views.ViewsForAppsClients(), *timing],
         # a 2026-07-28 spend question's sealed state: one key for every process sharing the ledger, open as
         # long as the question
         request_state_security=RequestStateSecurity(codec=sealing, ttl=confirm_seconds),
         **auth_options(settings),
     )
-    server.drain = drain
+    server.drain, server.metrics, server.readiness, server.principal = drain, metrics, readiness, principal
+    for route in readiness.routes():  # /healthz and /readyz beside the MCP endpoint, outside its auth
+        server.custom_route(route.path, methods=["GET", "HEAD"])(route.endpoint)
     video_tools.register(server, settings, principal, confirm_seconds)
     edit_tools.register(server, settings, principal, confirm_seconds)
     ledger_tools.register(server, running, principal)
     upload_tools.register(server)
     prompts.register(server, settings)
     return server
+
+
+def _metrics(settings: Settings) -> tuple[Metrics, list[ServerMiddleware[Any]]]:
+    """Prometheus metrics and the request timer when CUTOUT_METRICS_ADDR is set; else no-ops and no timer
+    (prometheus-client is imported only then)."""
+    if settings.metrics_addr is None:
+        return NO_METRICS, []
+    from cutout_mcp.server.ops.metrics import OperationTimer, PrometheusMetrics
+
+    metrics = PrometheusMetrics(lambda: TOOL_NAMES)
+    return metrics, [OperationTimer(metrics)]
+
+
+TOOL_NAMES = frozenset({"generate_video", "get_video_result", "list_video_jobs", "edit_image", "get_upload_url"})
+"""The tools metrics name; any other name a client sends is counted as `other`."""

@@ -10,6 +10,9 @@ A stop first answers what is in flight, then exits (`core.drain`):
   By default `sse-starlette` cuts every event stream at the signal and uvicorn stops at once, which
   dropped a `generate_video` answer already on its way; both now wait for the drain.
 - stdio: the same drain, then the server stops reading and exits.
+
+With `CUTOUT_METRICS_ADDR`, the metrics listener (`server.ops.metrics`) runs beside the transport, any
+transport, and stops with it; during a drain its `/readyz` says 503 like the transport's.
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ such as a `tools/list`) before the transport stops."""
 async def run_transport(
     server: MCPServer[Any], settings: Settings, security: TransportSecuritySettings | None = None
 ) -> None:
+    metrics: Any = getattr(server, "metrics", None)
+    readiness: Any = getattr(server, "readiness", None)
+    if settings.metrics_addr is None or readiness is None or not getattr(metrics, "enabled", False):
+        await _run_chosen(server, settings, security)
+        return
+    from cutout_mcp.server.ops.metrics import serve_metrics
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_metrics, settings, metrics, readiness)
+        await _run_chosen(server, settings, security)
+        tg.cancel_scope.cancel()
+
+
+async def _run_chosen(server: MCPServer[Any], settings: Settings, security: TransportSecuritySettings | None) -> None:
     drain: Drain = getattr(server, "drain", None) or Drain()
     if settings.transport == "stdio":
         await _run_stdio(server, drain, settings.shutdown_grace)
@@ -92,6 +109,7 @@ async def _run_http(app: Starlette, settings: Settings, drain: Drain) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through the server's handler: redacted, and JSON when asked
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
     )
     await _draining_server(config, drain, settings.shutdown_grace).serve()

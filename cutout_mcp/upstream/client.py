@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
 from cutout_mcp.config import Settings
+from cutout_mcp.telemetry import NO_METRICS, Metrics, tracer
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.http import build_client, connection_limits
 from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 GENERATE_PATH = "/api/v2/imageToVideo/generate"
 GET_RESULT_PATH = "/api/v2/imageToVideo/getResult"
 EDIT_PATH = "/api/v1/image/edit"
+ENDPOINT_OF_PATH = {GENERATE_PATH: "generate", GET_RESULT_PATH: "result", EDIT_PATH: "edit"}
+"""Each endpoint's short name in metrics."""
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
@@ -76,8 +83,10 @@ class CutoutClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._api_key = settings.api_key
+        self._metrics = metrics
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._jitter = jitter
@@ -87,6 +96,9 @@ class CutoutClient:
         self._slot_timeout = settings.http_timeout
         self.connection_limits = connection_limits(MAX_CONNECTIONS)
         self._base_url = settings.base_url
+        parts = urlsplit(settings.base_url)  # spans name the URL without user info, query or key
+        self._host = parts.hostname or ""
+        self._plain_base = f"{parts.scheme}://{self._host}{f':{parts.port}' if parts.port else ''}{parts.path}"
         self._timeout = settings.http_timeout
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
@@ -190,7 +202,9 @@ class CutoutClient:
         assert self._api_key is not None
         await self._take_slot(what)
         try:
-            status, headers, body = await self._exchange(method, path, **kwargs)
+            with self._observed(method, path) as observe:
+                status, headers, body = await self._exchange(method, path, **kwargs)
+                observe(status)
         except httpx.HTTPError as exc:
             # Not chained: an httpx error holds its request, whose headers carry the API key.
             raise errors.from_httpx_error(exc, what) from None
@@ -212,6 +226,34 @@ class CutoutClient:
             raise errors.from_envelope(envelope.code, msg, what, request_id)
         return envelope.data
 
+    @contextmanager
+    def _observed(self, method: str, path: str) -> Iterator[Callable[[int], None]]:
+        """The one place a request to cutout.pro is timed and traced: a client span (method, the URL without
+        query or key, the status) and the upstream histogram; yields the function that notes the status."""
+        attributes = {"http.request.method": method, "url.full": self._plain_base + path, "server.address": self._host}
+        seen: list[int] = []
+        began = time.perf_counter()
+        with tracer.start_as_current_span(
+            f"{method} {path}",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield seen.append
+            except BaseException as exc:
+                _note_failure(span, exc)
+                raise
+            finally:
+                status = str(seen[0]) if seen else "error"
+                if seen:
+                    span.set_attribute("http.response.status_code", seen[0])
+                    if seen[0] >= 400:
+                        span.set_status(StatusCode.ERROR)
+                        span.set_attribute("error.type", status)
+                self._metrics.upstream_request(ENDPOINT_OF_PATH.get(path, "other"), status, time.perf_counter() - began)
+
     async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[int, httpx.Headers, bytes | None]:
         """The answer's status, headers and body, the body None when it is over `MAX_ANSWER_BYTES`.
 
@@ -230,6 +272,12 @@ class CutoutClient:
                     return response.status_code, response.headers, None
                 chunks.append(chunk)
             return response.status_code, response.headers, b"".join(chunks)
+
+
+def _note_failure(span: Span, exc: BaseException) -> None:
+    """A request that got no answer: its error class only (an httpx message can hold the URL)."""
+    span.set_attribute("error.type", type(exc).__qualname__)
+    span.set_status(StatusCode.ERROR)
 
 
 def _read_envelope(body: bytes) -> Envelope | None:

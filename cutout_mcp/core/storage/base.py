@@ -123,6 +123,11 @@ class Storage(ABC):
     @abstractmethod
     async def aclose(self) -> None: ...
 
+    async def ping(self) -> None:
+        """A cheap read that raises `StorageError` when the ledger cannot answer (the readiness check);
+        the backends answer it with `SELECT 1`."""
+        await self.credits("", None)
+
     # --- credits -----------------------------------------------------------------
 
     @abstractmethod

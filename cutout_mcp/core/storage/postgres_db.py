@@ -39,14 +39,14 @@ class PostgresDb:
 
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         try:
-            from psycopg_pool import AsyncConnectionPool
+            pool_class = _steady_pool_class()
         except ImportError as exc:  # the optional extra is missing: say which
             raise StorageError(
                 f"CUTOUT_DATABASE_URL names a PostgreSQL database, but its driver is not installed: {EXTRA_HINT}."
             ) from exc
         self._url = url
         self._clock = clock or SystemClock()
-        self._pool: Any = AsyncConnectionPool(
+        self._pool: Any = pool_class(
             url,
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
@@ -93,6 +93,19 @@ class PostgresDb:
 
     async def aclose(self) -> None:
         await self._pool.close()
+
+    async def ping(self) -> None:
+        """`SELECT 1` on a pooled connection; after a failure the idle connections are checked (those a
+        database restart broke are replaced), and the ping is tried once more."""
+        import psycopg
+
+        try:
+            await self._one("SELECT 1 AS one", ())
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, psycopg.Error):
+                raise
+            await self._pool.check()
+            await self._one("SELECT 1 AS one", ())
 
     @asynccontextmanager
     async def _cursor(self, *, transaction: bool) -> AsyncIterator[Any]:
@@ -148,6 +161,25 @@ async def _migrate(conn: Any) -> None:
         if steps:
             await cur.execute("DELETE FROM schema_version")
             await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (schema.VERSION,))
+
+
+def _steady_pool_class() -> type[Any]:
+    """psycopg's pool, retrying a lost connection every second or so for as long as an outage lasts.
+
+    Its own retries back off exponentially (1, 2, 4, 8 ... s), so after a long outage the pool stayed
+    empty for as long again once the database was back: calls and the readiness check failed meanwhile.
+    """
+    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool.base import AttemptWithBackoff
+
+    class SteadyAttempt(AttemptWithBackoff):
+        DELAY_BACKOFF = 1.0
+
+    class SteadyPool(AsyncConnectionPool):
+        async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+            await super()._add_connection(attempt or SteadyAttempt(timeout=self.reconnect_timeout), growing)
+
+    return SteadyPool
 
 
 def _first_line(exc: Exception) -> str:

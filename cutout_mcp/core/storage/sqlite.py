@@ -92,6 +92,9 @@ class SqliteStorage(Storage):
     async def aclose(self) -> None:
         self.close()
 
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             if self._waiting == 0:
