@@ -55,11 +55,15 @@ say "base $base"
 
 # --- running a container at all ---------------------------------------------------------------------
 if ! podman run --rm "$base" python3 -c pass >/dev/null 2>"$work/run.err"; then
-  # Podman raises the open-files limit above what this session may hold, and crun may refuse hybrid
-  # cgroups: ask for this machine's own hard limits, and runc.
+  # Podman asks for more open files and processes than a restricted session may hold, and crun may
+  # refuse hybrid cgroups: ask for this session's own open-files limit, at most 32768 processes (higher
+  # ones were refused where this was measured, below the session's own limit), and runc.
+  nofile="$(ulimit -Hn)"
+  nproc="$(ulimit -Hu)"
+  if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
   {
     echo "[containers]"
-    echo "default_ulimits = [\"nofile=$(ulimit -Hn):$(ulimit -Hn)\", \"nproc=$(ulimit -Hu):$(ulimit -Hu)\"]"
+    echo "default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]"
     if command -v runc >/dev/null; then printf '[engine]\nruntime = "runc"\n'; fi
   } >"$work/containers.conf"
   export CONTAINERS_CONF="$work/containers.conf"
@@ -88,14 +92,14 @@ set -e
 say "without settings it refuses a public bind (exit 2)"
 
 token="ci:$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')"
-printf '# name:token, one per line\n%s\n' "$token" >"$work/tokens"
+printf '%s\n' "$token" >"$work/tokens"
 chmod 0644 "$work/tokens"   # the container's user (10001) reads it through the read-only mount
 
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # run NAME PROBE_FLAGS -- PODMAN_RUN_FLAGS: start the image, probe it, stop it with SIGTERM, check exit 0.
 run() {
-  local name="cutout-mcp-ci-$1-$$" probe_flags="$2" port
+  local what="$1" name="cutout-mcp-ci-$1-$$" probe_flags="$2" port
   shift 3
   port="$(free_port)"
   started+=("$name")
@@ -105,13 +109,13 @@ run() {
   # shellcheck disable=SC2086
   if ! "$python" "$here/probe.py" "http://127.0.0.1:$port" --token-file "$work/tokens" $probe_flags; then
     podman logs --tail 20 "$name" >&2 || true
-    fail "$1: the probe failed"
+    fail "$what: the probe failed"
   fi
   podman stop -t 30 "$name" >/dev/null
   local exit_code
   exit_code="$(podman inspect -f '{{.State.ExitCode}}' "$name")"
-  [ "$exit_code" = 0 ] || { podman logs --tail 20 "$name" >&2; fail "$1: after SIGTERM it exited $exit_code, not 0"; }
-  say "$1: answered, stopped on SIGTERM with exit 0"
+  [ "$exit_code" = 0 ] || { podman logs --tail 20 "$name" >&2; fail "$what: after SIGTERM it exited $exit_code, not 0"; }
+  say "$what: answered, stopped on SIGTERM with exit 0"
 }
 
 # --- 2. sandbox, read-only root, a tool call --------------------------------------------------------
