@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the image from the Containerfile with podman and run it the ways docs/deploy.md describes:
 #   1. with no settings, it refuses to serve on 0.0.0.0 (exit 2) and says what is missing;
-#   2. in sandbox mode with a read-only root (tmpfs /tmp) and tokens from a mounted file: /healthz,
+#   2. in sandbox mode with a read-only root (the state folder in a tmpfs /tmp) and tokens from a mounted file: /healthz,
 #      /readyz, 401 without a token, and an edit_image call over streamable HTTP with one;
 #   3. with no volume: the ledger in the user's own default state folder;
 #   4. with a named volume on the state folder and a read-only root, as in Kubernetes: the ledger lands
@@ -119,7 +119,9 @@ run() {
 }
 
 # --- 2. sandbox, read-only root, a tool call --------------------------------------------------------
-run sandbox --call-tool -- --read-only --tmpfs /tmp -e CUTOUT_SANDBOX=1
+# (sandbox mode keeps a CUTOUT_STATE_DIR that is set, and the image sets one: with a read-only root it must
+# be writable, here a folder in the /tmp tmpfs, in Kubernetes an emptyDir)
+run sandbox --call-tool -- --read-only --tmpfs /tmp -e CUTOUT_STATE_DIR=/tmp/cutout-state -e CUTOUT_SANDBOX=1
 
 # --- 3. no volume: the default state folder --------------------------------------------------------
 run plain "" --
