@@ -175,8 +175,12 @@ class Downloads:
                 return sheet
             if not cover_url:
                 raise DownloadError(reason)
+            try:
+                picture = await self._preview_bytes(cover_url, cover)
+            except (DownloadError, OSError, ValueError) as exc:
+                raise DownloadError(f"{reason}; its cover could not be shown either ({exc})") from exc
             logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, reason)
-            return await self._preview_bytes(cover_url, cover)
+            return picture
 
         jpeg = await self.within_budget(f"contact sheet of video job {job.id}", make)
         return None if jpeg is None else Picture(jpeg)
