@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import TYPE_CHECKING
 
-import httpx
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from cutout_mcp import __version__
@@ -32,6 +32,9 @@ from cutout_mcp.server.sealing import SharedKeyCodec
 from cutout_mcp.server.task_resume import resume_generate_video
 from cutout_mcp.server.tasks import TasksExtension
 from cutout_mcp.upstream.client import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def build_server(

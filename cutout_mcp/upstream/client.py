@@ -24,16 +24,18 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from cutout_mcp.config import Settings
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.http import build_client, connection_limits
 from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +87,14 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
-        self.connection_limits = connection_limits(MAX_CONNECTIONS)
         self._base_url = settings.base_url
         self._timeout = settings.http_timeout
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def connection_limits(self) -> httpx.Limits:
+        return connection_limits(MAX_CONNECTIONS)
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -184,9 +189,13 @@ class CutoutClient:
             with anyio.fail_after(self._slot_timeout):
                 await self._slots.acquire()
         except TimeoutError:
+            import httpx
+
             raise errors.from_httpx_error(httpx.PoolTimeout("no free connection slot"), what) from None
 
     async def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        import httpx  # imported with the first request, not at start-up
+
         assert self._api_key is not None
         await self._take_slot(what)
         try:
