@@ -128,6 +128,7 @@ DEFERRED = (
     "psycopg_pool",
     "tomllib",  # an allowances file: only when one is set
     "cutout_mcp.sandbox",  # only in sandbox mode
+    "cutout_mcp.server.tasks.wire",  # the task shapes: with the first task
 )
 START = """
 import sys, anyio
