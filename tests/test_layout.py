@@ -129,6 +129,7 @@ DEFERRED = (
     "tomllib",  # an allowances file: only when one is set
     "cutout_mcp.sandbox",  # only in sandbox mode
     "cutout_mcp.server.tasks.wire",  # the task shapes: with the first task
+    "cutout_mcp.upstream.models",  # cutout.pro's payloads: with the first call to it
 )
 START = """
 import sys, anyio

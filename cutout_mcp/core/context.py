@@ -31,10 +31,11 @@ from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
-from cutout_mcp.upstream.models import UpstreamVideoJob
 
 if TYPE_CHECKING:
     import httpx
+
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 

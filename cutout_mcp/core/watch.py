@@ -37,6 +37,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -44,7 +45,9 @@ from anyio.abc import TaskGroup
 from cutout_mcp.clock import Clock
 from cutout_mcp.core.pace import Pace, PollPolicy, ProgressCallback, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.upstream.models import UpstreamVideoJob
+
+if TYPE_CHECKING:
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ HEARTBEAT_SECONDS = 2.5
 """Longest silence between two progress notifications while waiting (a margin under 3 s)."""
 
 
-ReadJob = Callable[[int], Awaitable[UpstreamVideoJob]]
+ReadJob = Callable[[int], Awaitable["UpstreamVideoJob"]]
 OnUpdate = Callable[[VideoJob], Awaitable[None]]
 
 

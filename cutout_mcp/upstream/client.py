@@ -32,10 +32,11 @@ from pydantic import BaseModel, ValidationError
 from cutout_mcp.config import Settings
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.http import build_client, connection_limits
-from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
 
 if TYPE_CHECKING:
     import httpx
+
+    from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +137,16 @@ class CutoutClient:
         return int(data)
 
     async def get_video(self, job_id: int) -> UpstreamVideoJob:
+        from cutout_mcp.upstream.models import UpstreamVideoJob  # cutout.pro's shapes: with the first call
+
         data = await self._call(
             "GET", GET_RESULT_PATH, f"reading video job {job_id}", params={"id": str(job_id)}, paid=False
         )
         return self._parse(UpstreamVideoJob, data, f"reading video job {job_id}")
 
     async def edit_image(self, prompt: str, model: str, aspect_ratio: str, image_urls: list[str]) -> UpstreamEditResult:
+        from cutout_mcp.upstream.models import UpstreamEditResult
+
         body = {"prompt": prompt, "model": model, "aspectRatios": aspect_ratio, "imageUrl": image_urls}
         data = await self._call("POST", EDIT_PATH, "editing the image", json=body, paid=True)
         return self._parse(UpstreamEditResult, data, "editing the image")
@@ -242,6 +247,8 @@ class CutoutClient:
 
 
 def _read_envelope(body: bytes) -> Envelope | None:
+    from cutout_mcp.upstream.models import Envelope
+
     try:
         return Envelope.model_validate_json(body)
     except ValidationError:
