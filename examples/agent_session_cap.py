@@ -1,6 +1,6 @@
 """An agent with a credit cap for its run: pydantic-ai drives cutout-mcp over stdio, and the cap stops it.
 
-    pip install 'cutout-mcp[examples]'
+    pip install '.[examples]'                                 # from a checkout (released: 'cutout-mcp[examples]')
     python examples/agent_session_cap.py                      # a scripted model: no API key, no network
     python examples/agent_session_cap.py openai:gpt-5-mini    # or any pydantic-ai model (it needs its own key)
 

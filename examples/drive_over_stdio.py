@@ -4,8 +4,16 @@
 
 Starts the server as a subprocess, lists its tools, starts a video job while
 printing the progress notifications, and resumes the job until it finishes.
-Set CUTOUT_BASE_URL to use another upstream (for example the sandbox:
-`cutout-mcp sandbox` prints its URL and key).
+Set CUTOUT_BASE_URL to use another upstream. A standalone sandbox there
+(`cutout-mcp sandbox` prints its URL and key) needs CUTOUT_SANDBOX=1 as well:
+it declares that loopback origin a sandbox, whose plain-http sample image and
+results are then accepted; without it they are refused as loopback addresses.
+
+    CUTOUT_SANDBOX=1 CUTOUT_BASE_URL=http://127.0.0.1:8787 CUTOUT_API_KEY=sandbox-key \
+        python examples/drive_over_stdio.py http://127.0.0.1:8787/samples/photo.jpg
+
+Or, simpler, no upstream at all: `CUTOUT_SANDBOX=1` alone runs a sandbox
+inside the server (its instructions name the sample image URL).
 """
 
 from __future__ import annotations

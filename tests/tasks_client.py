@@ -8,14 +8,8 @@ from typing import Any
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp_types import CallToolResult, EmptyResult
 
-from cutout_mcp.server.tasks import (
-    EXTENSION_ID,
-    CancelTaskRequest,
-    CreateTaskResult,
-    GetTaskRequest,
-    GetTaskResult,
-    TaskIdParams,
-)
+from cutout_mcp.server.tasks import EXTENSION_ID, TaskIdParams
+from cutout_mcp.server.tasks.wire import CancelTaskRequest, CreateTaskResult, GetTaskRequest, GetTaskResult
 
 
 class TaskEnded(Exception):

@@ -7,10 +7,12 @@ to it with plain HTTP and with the SDK's own client.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -20,6 +22,7 @@ import respx
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from cutout_mcp.cli import main, transport_security
@@ -175,6 +178,28 @@ async def test_the_sdk_client_with_a_token_works_and_each_user_is_their_own_prin
     assert "alice" in str(seen["alice"])
     assert "bob" in str(seen["bob"])
     assert seen["alice"] != seen["bob"]
+
+
+def documented_client() -> str:
+    """The Python client block of docs/security.md, exactly as a reader copies it."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    (block,) = re.findall(r"^```python\n(.*?)^```$", page, re.DOTALL | re.MULTILINE)
+    return block
+
+
+async def test_the_documented_python_client_sends_its_token(
+    http_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snippet: dict[str, Any] = {"__name__": "documented_client"}  # defines main(); the __main__ part stays out
+    exec(compile(documented_client(), "docs/security.md", "exec"), snippet)
+    async with serving(http_settings) as url:
+        await snippet["main"](url, ALICE)
+        printed = capsys.readouterr().out
+        assert "tools: generate_video, get_video_result, edit_image" in printed
+        assert "'jobs': []" in printed
+        # the same code with a token the server does not know is refused (the client's task groups wrap it)
+        with pytest.RaisesGroup(MCPError, flatten_subgroups=True):
+            await snippet["main"](url, "not-a-token-of-this-server")
 
 
 async def test_a_body_over_the_limit_is_refused_before_it_is_parsed(http_settings: Settings) -> None:

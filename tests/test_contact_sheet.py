@@ -258,15 +258,22 @@ async def test_a_saved_video_is_sheeted_from_the_local_copy(
 
 
 async def test_without_frames_the_cover_is_shown(
-    settings: Settings, clock: FakeClock, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    clock: FakeClock,
+    upstream: respx.MockRouter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(sheets, "av_available", lambda: False)  # an MP4 without the 'video' extra
     serve(upstream, b"\x00\x00\x00\x18ftypmp42" + bytes(1000), cover=picture((60, 40)))
-    async with connect(settings, "auto", clock) as client:
-        result = await client.call_tool("get_video_result", {"id": JOB_ID})
+    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+        async with connect(settings, "auto", clock) as client:
+            result = await client.call_tool("get_video_result", {"id": JOB_ID})
     (cover,) = images_of(result)
     with Image.open(io.BytesIO(cover)) as shown:
         assert shown.size == (60, 40)
+    assert f"No contact sheet for video job {JOB_ID}" in caplog.text
+    assert "showing its cover" in caplog.text
 
 
 async def test_a_video_over_the_preview_cap_is_not_fetched_whole(
@@ -281,18 +288,33 @@ async def test_a_video_over_the_preview_cap_is_not_fetched_whole(
         assert shown.size == (60, 40)
 
 
+@pytest.mark.parametrize(
+    "cover",
+    [
+        httpx.Response(200, content=b"not a picture", headers={"content-type": "image/jpeg"}),
+        httpx.Response(503),
+    ],
+    ids=["undecodable", "unreachable"],
+)
 async def test_when_nothing_can_be_shown_the_result_still_arrives(
-    settings: Settings, clock: FakeClock, upstream: respx.MockRouter
+    settings: Settings,
+    clock: FakeClock,
+    upstream: respx.MockRouter,
+    caplog: pytest.LogCaptureFixture,
+    cover: httpx.Response,
 ) -> None:
     upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
     upstream.get(VIDEO_URL).respond(status_code=404)
-    upstream.get(COVER_URL).respond(content=b"not a picture", headers={"content-type": "image/jpeg"})
-    async with connect(settings, "auto", clock) as client:
-        result = await client.call_tool("get_video_result", {"id": JOB_ID})
+    upstream.get(COVER_URL).mock(return_value=cover)
+    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+        async with connect(settings, "auto", clock) as client:
+            result = await client.call_tool("get_video_result", {"id": JOB_ID})
     assert result.is_error is False
     assert result.structured_content is not None
     assert result.structured_content["result_url"] == VIDEO_URL
     assert images_of(result) == []
+    assert "showing its cover" not in caplog.text  # no line claims a cover the result does not carry
+    assert "its cover could not be shown either" in caplog.text
 
 
 async def test_previews_off_means_no_sheet_and_no_fetch(

@@ -8,6 +8,8 @@ knot a reader has to untie.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,45 @@ def test_nothing_imports_in_a_circle() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+# --- what start-up imports -------------------------------------------------------------------------
+
+DEFERRED = (
+    "httpx",  # the API, download, pre-flight and introspection clients: with their first request
+    "httpcore",
+    "cutout_mcp.core.netguard",  # the SSRF guard: with the first fetch of an image or result
+    "PIL",  # pictures: with the first check, preview or contact sheet
+    "av",
+    "obstore",  # a staging bucket: only when one is set
+    "psycopg",  # PostgreSQL: only when CUTOUT_DATABASE_URL names it
+    "psycopg_pool",
+    "tomllib",  # an allowances file: only when one is set
+    "cutout_mcp.sandbox",  # only in sandbox mode
+    "cutout_mcp.server.tasks.wire",  # the task shapes: with the first task
+    "cutout_mcp.upstream.models",  # cutout.pro's payloads: with the first call to it
+)
+START = """
+import sys, anyio
+from mcp import Client
+import cutout_mcp.cli
+from cutout_mcp.config import Settings
+from cutout_mcp.server import build_server
+
+async def start() -> None:
+    async with Client(build_server(Settings(api_key="key", state_dir=sys.argv[1]))) as client:
+        assert (await client.list_tools()).tools
+
+anyio.run(start)
+print(" ".join(name for name in sys.argv[2:] if name in sys.modules))
+"""
+
+
+def test_start_up_imports_only_what_initialize_and_tools_list_need(tmp_path: Path) -> None:
+    """Cold start (`bench/cold_start.py`) is paid by every client that spawns the server: what answering
+    `initialize` and `tools/list` does not need is imported when first used."""
+    done = subprocess.run(
+        [sys.executable, "-c", START, str(tmp_path), *DEFERRED], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [], "imported at start-up although nothing there uses them"

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,62 @@ def test_every_relative_link_resolves(source: str, target: str) -> None:
     assert file.exists(), f"{source} links {target}, which does not exist"
     if anchor and file.suffix == ".md":
         assert anchor in anchors(file.read_text()), f"{source} links {target}: no heading makes #{anchor}"
+
+
+# --- snippets: each works from this repository ------------------------------------------------------
+
+SNIPPET_PAGES = {"README.md": README, **{f"docs/{name}": text for name, text in PAGES.items()}}
+RELEASED_FORM = re.compile(r"uvx cutout-mcp|\"command\": \"uvx\"|pip install '?cutout-mcp\b")
+"""A command that needs cutout-mcp on PyPI."""
+CHECKOUT_FORM = re.compile(r"\.venv/bin/cutout-mcp|pip install (?:-e )?'?\.(?:\[|'|\s|$)")
+"""The same, from a checkout: the venv's command, or the package installed from `.`."""
+NEARBY_LINES = 12
+EXTRAS_INSTALLED = re.compile(r"pip install (?:-e )?'(?:cutout-mcp|\.)\[([\w,-]+)\]'")
+REPO_PATH = re.compile(r"(?<![\w./-])((?:cutout_mcp|tests|bench|examples|docs|deploy|\.ci)/[\w./-]*[\w/])")
+MADE_BY_RUNS = {"tests/browser/artifacts/", "deploy/secrets.env"}
+"""Paths the docs name that a run or the operator makes (never committed)."""
+VENV_TOOLS = {"pip", "python", "pytest", "ruff", "mypy"}
+
+
+def pyproject() -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+@pytest.mark.parametrize("where", sorted(SNIPPET_PAGES))
+def test_every_released_install_has_a_checkout_form_beside_it(where: str) -> None:
+    lines = SNIPPET_PAGES[where].splitlines()
+    for number, line in enumerate(lines):
+        if RELEASED_FORM.search(line):
+            around = "\n".join(lines[max(0, number - NEARBY_LINES) : number + NEARBY_LINES + 1])
+            assert CHECKOUT_FORM.search(around), (
+                f"{where}:{number + 1} says {line.strip()!r}, which works only after a release: "
+                "give the form that works from a checkout beside it"
+            )
+
+
+def test_the_extras_the_docs_and_messages_install_exist() -> None:
+    sources = [*SNIPPET_PAGES.values(), *(path.read_text() for path in (ROOT / "cutout_mcp").rglob("*.py"))]
+    named = {extra for text in sources for group in EXTRAS_INSTALLED.findall(text) for extra in group.split(",")}
+    declared = set(pyproject()["project"]["optional-dependencies"])
+    assert {"postgres", "staging"} <= named, "the docs name the extras the optional features need"
+    assert named <= declared, f"the docs or messages install extras pyproject.toml lacks: {sorted(named - declared)}"
+
+
+def test_the_checkout_commands_name_real_programs() -> None:
+    scripts = set(pyproject()["project"]["scripts"])
+    named = {name for text in SNIPPET_PAGES.values() for name in re.findall(r"\.venv/bin/([\w-]+)", text)}
+    assert "cutout-mcp" in named
+    assert named <= scripts | VENV_TOOLS, f"no such program in the venv: {sorted(named - scripts - VENV_TOOLS)}"
+
+
+def test_every_path_into_the_repository_the_docs_name_exists() -> None:
+    named = {(where, path) for where, text in SNIPPET_PAGES.items() for path in REPO_PATH.findall(text)}
+    assert len(named) > 50, "the check finds the paths the docs name"
+    missing = sorted(
+        f"{where}: {path}" for where, path in named if path not in MADE_BY_RUNS and not (ROOT / path).exists()
+    )
+    assert missing == [], "the docs name paths that do not exist"

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
-from cutout_mcp.server.tasks import CreateTaskResult
+from cutout_mcp.server.tasks.wire import CreateTaskResult
 
 from .tasks_client import TasksClient, get_task
 from .test_e2e import CUTOUT_MCP, GENERATE, free_port, text_of, wait_for_port

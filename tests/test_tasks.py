@@ -19,7 +19,8 @@ from mcp_types import CallToolResult
 
 from cutout_mcp.config import Settings
 from cutout_mcp.server import build_server
-from cutout_mcp.server.tasks import EXTENSION_ID, TASK_MAX_WAIT_SECONDS, CreateTaskResult
+from cutout_mcp.server.tasks import EXTENSION_ID, TASK_MAX_WAIT_SECONDS
+from cutout_mcp.server.tasks.wire import CreateTaskResult
 
 from .conftest import FAST_RETRY, FakeClock, envelope, video_job
 from .tasks_client import TaskEnded, TasksClient, cancel_task, get_task

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from cutout_mcp.config import Settings
 from cutout_mcp.core.storage import TaskRow, open_storage
 from cutout_mcp.server import build_server
-from cutout_mcp.server.tasks import CreateTaskResult
+from cutout_mcp.server.tasks.wire import CreateTaskResult
 
 from .conftest import FAST_RETRY, FakeClock, envelope, video_job
 from .tasks_client import TasksClient, cancel_task, get_task

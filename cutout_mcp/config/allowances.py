@@ -22,11 +22,6 @@ from typing import TYPE_CHECKING, Any
 from cutout_mcp.config.periods import Period, parse_allowance, parse_period
 from cutout_mcp.config.values import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 if TYPE_CHECKING:
     from cutout_mcp.config.settings import Settings
 
@@ -120,6 +115,11 @@ def load_policy(settings: Settings) -> AllowancePolicy | None:
 
 def read_policy_file(path: Path) -> AllowancePolicy:
     """Parse the TOML policy file; every problem is one ConfigError naming the file and the key or line."""
+    if sys.version_info >= (3, 11):  # imported only when a policy file is set
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     where = f"{FILE_VAR} {path}"
     try:
         text = path.read_text(encoding="utf-8")

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
@@ -33,7 +32,11 @@ from cutout_mcp.core.storage import Storage, open_storage
 from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
-from cutout_mcp.upstream.models import UpstreamVideoJob
+
+if TYPE_CHECKING:
+    import httpx
+
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 

@@ -36,10 +36,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
-import httpx
 
 from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
 from cutout_mcp.core.contact_sheet import contact_sheet
@@ -48,6 +47,9 @@ from cutout_mcp.core.output_files import TYPE_BY_EXT, Kind, Saved, commit, disca
 from cutout_mcp.core.previews import PREVIEW_MAX_BYTES, PREVIEW_SIDE_PX, make_preview, preview_file
 from cutout_mcp.core.result_fetch import IMAGE_TYPES, VIDEO_TYPES, DownloadError, ResultFetcher
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, Picture, ResultT, VideoJob
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "PREVIEW_MAX_BYTES",
@@ -175,8 +177,12 @@ class Downloads:
                 return sheet
             if not cover_url:
                 raise DownloadError(reason)
+            try:
+                picture = await self._preview_bytes(cover_url, cover)
+            except (DownloadError, OSError, ValueError) as exc:
+                raise DownloadError(f"{reason}; its cover could not be shown either ({exc})") from exc
             logger.info("No contact sheet for video job %s (%s); showing its cover", job.id, reason)
-            return await self._preview_bytes(cover_url, cover)
+            return picture
 
         jpeg = await self.within_budget(f"contact sheet of video job {job.id}", make)
         return None if jpeg is None else Picture(jpeg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from cutout_mcp.catalog import EditModel
 from cutout_mcp.core.consent import Consent, Spend, question_for
@@ -20,7 +21,9 @@ from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_mi
 from cutout_mcp.core.staged import PlannedImage
 from cutout_mcp.core.validation import check_edit_images, check_prompt
 from cutout_mcp.upstream.errors import CutoutError, MissingApiKeyError, UpstreamError
-from cutout_mcp.upstream.models import UpstreamEditResult
+
+if TYPE_CHECKING:
+    from cutout_mcp.upstream.models import UpstreamEditResult
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from cutout_mcp import __version__, catalog
 from cutout_mcp.config import Settings
@@ -45,9 +44,10 @@ from cutout_mcp.core.image_rules import refused as _refused
 from cutout_mcp.telemetry import span
 
 if TYPE_CHECKING:
-    # Imported where used: Pillow, httpcore and h11 cost ~50 ms of start-up, and the server
+    # Imported where used: Pillow, httpx, httpcore and h11 cost ~80 ms of start-up, and the server
     # answers tools/list before anyone checks an image.
     import httpcore
+    import httpx
     from PIL import Image, ImageFile
 
     from cutout_mcp.core.netguard import GuardedBackend, Resolver
@@ -88,6 +88,8 @@ class ImageInspector:
         """Made on the first check (synchronously, so concurrent first checks share one): the guarded
         transport imports httpcore and loads the CA bundle, which start-up need not wait for."""
         if self._http_client is None:
+            import httpx
+
             from cutout_mcp.core.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
 
             trusted = [key for key in map(origin_key, self._trusted_origins) if key]
@@ -128,6 +130,8 @@ class ImageInspector:
 
     async def inspect(self, url: str, argument: str) -> ImageFacts:
         """Format, dimensions and size of the image at `url`, or `ImageRefusedError`."""
+        import httpx
+
         from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
 
         try:

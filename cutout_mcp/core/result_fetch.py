@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
-
-from cutout_mcp.core.netguard import (
-    BlockedAddressError,
-    GuardedBackend,
-    ResolutionError,
-    Resolver,
-    guarded_transport,
-    origin_key,
-    system_resolver,
-)
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.http import KEEPALIVE_SECONDS, build_client
+
+if TYPE_CHECKING:  # httpx, httpcore and the guard are imported with the first fetch, not at start-up
+    import httpcore
+    import httpx
+
+    from cutout_mcp.core.netguard import Resolver
 
 DOWNLOAD_CONNECTIONS = 20
 VIDEO_TYPES = ("video/", "image/gif")
@@ -59,13 +54,16 @@ class ResultFetcher:
         network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self._transport = transport
-        self._trusted = [key for key in map(origin_key, trusted_origins) if key]
-        self._resolver = resolver or system_resolver
+        self._trusted_origins = tuple(trusted_origins)
+        self._resolver = resolver
         self._network = network
         self._http_client: httpx.AsyncClient | None = None
 
     def _guarded(self) -> httpx.AsyncBaseTransport:
-        backend = GuardedBackend(resolver=self._resolver, inner=self._network, trusted=self._trusted)
+        from cutout_mcp.core.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
+
+        trusted = [key for key in map(origin_key, self._trusted_origins) if key]
+        backend = GuardedBackend(resolver=self._resolver or system_resolver, inner=self._network, trusted=trusted)
         return guarded_transport(
             backend,
             max_connections=DOWNLOAD_CONNECTIONS,
@@ -95,6 +93,10 @@ class ResultFetcher:
     ) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
         """The content type and the body's chunks of `url`; more than `cap` bytes, a content type outside
         `types` (prefixes) or an address the guard refuses is a `DownloadError`."""
+        import httpx
+
+        from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
+
         if urlsplit(url).scheme not in ("https", "http"):
             raise DownloadError("not an http(s) URL")
         try:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cutout_mcp import catalog
 from cutout_mcp.errors import CutoutMcpError
-from cutout_mcp.upstream.models import UpstreamVideoJob
+
+if TYPE_CHECKING:
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 JobStatus = Literal["queued", "processing", "succeeded", "failed"]
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "processing")

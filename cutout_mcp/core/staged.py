@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -48,7 +49,9 @@ from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
 from cutout_mcp.telemetry import span
-from cutout_mcp.upstream.models import UpstreamVideoJob
+
+if TYPE_CHECKING:
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -46,7 +47,9 @@ from cutout_mcp.core.pace import Pace, PollPolicy, ProgressCallback, ProgressRep
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.logs import call_fields
 from cutout_mcp.telemetry import span
-from cutout_mcp.upstream.models import UpstreamVideoJob
+
+if TYPE_CHECKING:
+    from cutout_mcp.upstream.models import UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ HEARTBEAT_SECONDS = 2.5
 """Longest silence between two progress notifications while waiting (a margin under 3 s)."""
 
 
-ReadJob = Callable[[int], Awaitable[UpstreamVideoJob]]
+ReadJob = Callable[[int], Awaitable["UpstreamVideoJob"]]
 OnUpdate = Callable[[VideoJob], Awaitable[None]]
 
 

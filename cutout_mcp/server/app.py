@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from mcp.server.context import ServerMiddleware
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
@@ -36,6 +35,9 @@ from cutout_mcp.server.task_resume import resume_generate_video
 from cutout_mcp.server.tasks import TasksExtension
 from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def build_server(

@@ -39,21 +39,24 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-import httpx
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import ConfigError, Settings
 
+if TYPE_CHECKING:
+    import httpx
+
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0
 CACHE_ENTRIES = 1024
 MAX_RESPONSE_BYTES = 64 * 1024
-TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+TIMEOUT_SECONDS = 5.0
+CONNECT_SECONDS = 3.0
 CLOCK_SKEW_SECONDS = 30
 """Leeway for `nbf` only; `exp` is honoured exactly (the authorization server decides `active` anyway)."""
 
@@ -157,12 +160,14 @@ class IntrospectionTokenVerifier:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx  # with the first token checked: start-up needs no HTTP client
+
             auth = None
             if self._config.client_id and self._config.client_secret:
                 auth = httpx.BasicAuth(self._config.client_id, self._config.client_secret)
             self._client = httpx.AsyncClient(
                 transport=self._transport,
-                timeout=TIMEOUT,
+                timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_SECONDS),
                 auth=auth,
                 follow_redirects=False,  # the token goes to the configured endpoint and nowhere else
                 trust_env=False,

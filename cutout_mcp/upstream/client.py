@@ -26,11 +26,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
@@ -38,7 +37,11 @@ from cutout_mcp.config import Settings
 from cutout_mcp.telemetry import NO_METRICS, Metrics, tracer
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.http import build_client, connection_limits
-from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
+
+if TYPE_CHECKING:
+    import httpx
+
+    from cutout_mcp.upstream.models import Envelope, UpstreamEditResult, UpstreamVideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,6 @@ class CutoutClient:
         # every connection each time one finishes: with 500 video polls waiting that was 60% of the CPU.
         self._slots = anyio.Semaphore(MAX_CONNECTIONS)
         self._slot_timeout = settings.http_timeout
-        self.connection_limits = connection_limits(MAX_CONNECTIONS)
         self._base_url = settings.base_url
         parts = urlsplit(settings.base_url)  # spans name the URL without user info, query or key
         self._host = parts.hostname or ""
@@ -102,6 +104,10 @@ class CutoutClient:
         self._timeout = settings.http_timeout
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def connection_limits(self) -> httpx.Limits:
+        return connection_limits(MAX_CONNECTIONS)
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -143,12 +149,16 @@ class CutoutClient:
         return int(data)
 
     async def get_video(self, job_id: int) -> UpstreamVideoJob:
+        from cutout_mcp.upstream.models import UpstreamVideoJob  # cutout.pro's shapes: with the first call
+
         data = await self._call(
             "GET", GET_RESULT_PATH, f"reading video job {job_id}", params={"id": str(job_id)}, paid=False
         )
         return self._parse(UpstreamVideoJob, data, f"reading video job {job_id}")
 
     async def edit_image(self, prompt: str, model: str, aspect_ratio: str, image_urls: list[str]) -> UpstreamEditResult:
+        from cutout_mcp.upstream.models import UpstreamEditResult
+
         body = {"prompt": prompt, "model": model, "aspectRatios": aspect_ratio, "imageUrl": image_urls}
         data = await self._call("POST", EDIT_PATH, "editing the image", json=body, paid=True)
         return self._parse(UpstreamEditResult, data, "editing the image")
@@ -196,9 +206,13 @@ class CutoutClient:
             with anyio.fail_after(self._slot_timeout):
                 await self._slots.acquire()
         except TimeoutError:
+            import httpx
+
             raise errors.from_httpx_error(httpx.PoolTimeout("no free connection slot"), what) from None
 
     async def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        import httpx  # imported with the first request, not at start-up
+
         assert self._api_key is not None
         await self._take_slot(what)
         try:
@@ -281,6 +295,8 @@ def _note_failure(span: Span, exc: BaseException) -> None:
 
 
 def _read_envelope(body: bytes) -> Envelope | None:
+    from cutout_mcp.upstream.models import Envelope
+
     try:
         return Envelope.model_validate_json(body)
     except ValidationError:

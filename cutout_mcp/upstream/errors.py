@@ -30,11 +30,12 @@ caller of each.
 
 from __future__ import annotations
 
-from typing import TypedDict
-
-import httpx
+from typing import TYPE_CHECKING, TypedDict
 
 from cutout_mcp.errors import CutoutMcpError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class CutoutError(CutoutMcpError):
@@ -156,6 +157,8 @@ _INSUFFICIENT_BALANCE = "insufficient balance"
 
 def from_httpx_error(exc: httpx.HTTPError, what: str) -> RequestError:
     """Translate a transport failure; `what` names the call ("submitting the video job")."""
+    import httpx  # imported when first used, like every httpx import of the server (start-up needs none)
+
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ConnectError | httpx.UnsupportedProtocol):
         return NotSentError(
             f"Could not connect to cutout.pro while {what}: {type(exc).__name__}.",
@@ -186,6 +189,8 @@ def from_http_status(
     status: int, headers: httpx.Headers | dict[str, str], what: str, request_id: str | None = None
 ) -> UpstreamError:
     """The error for an HTTP status other than 200."""
+    import httpx
+
     common = _Where(status_code=status, code=None, request_id=request_id)
     if status in (401, 403):
         return AuthenticationError(

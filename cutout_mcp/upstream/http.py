@@ -12,11 +12,13 @@ kept, a burst closed and reopened most connections (a TCP and TLS handshake each
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from cutout_mcp import __version__
 from cutout_mcp.upstream.tls import shared_ssl_context
+
+if TYPE_CHECKING:
+    import httpx
 
 KEEPALIVE_SECONDS = 1.5
 """How long an idle connection is kept for reuse: below every common server's keep-alive timeout."""
@@ -24,6 +26,8 @@ USER_AGENT = f"cutout-mcp/{__version__}"
 
 
 def connection_limits(connections: int) -> httpx.Limits:
+    import httpx  # imported when the first client is built, never at start-up
+
     return httpx.Limits(
         max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=KEEPALIVE_SECONDS
     )
@@ -39,6 +43,8 @@ def build_client(
     max_redirects: int = 0,
 ) -> httpx.AsyncClient:
     """An httpx client with the server's defaults; `max_redirects=0` follows none."""
+    import httpx
+
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),

@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import ssl
 
-import httpx
-
 
 @functools.lru_cache(maxsize=1)
 def shared_ssl_context() -> ssl.SSLContext:
+    import httpx
+
     return httpx.create_ssl_context()

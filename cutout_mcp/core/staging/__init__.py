@@ -32,7 +32,7 @@ from cutout_mcp.errors import CutoutMcpError
 if TYPE_CHECKING:
     from cutout_mcp.config import Settings
 
-STAGING_EXTRA = "pip install 'cutout-mcp[staging]'"
+STAGING_EXTRA = "pip install 'cutout-mcp[staging]' (in a checkout: pip install '.[staging]')"
 UPLOAD_SCHEME = "upload:"
 UPLOADS_PREFIX = "uploads/"
 """Where uploads live under the store's prefix; content-addressed staged copies live beside it."""

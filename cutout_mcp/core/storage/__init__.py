@@ -52,7 +52,7 @@ __all__ = [
     "open_storage",
 ]
 
-POSTGRES_EXTRA = "pip install 'cutout-mcp[postgres]'"
+POSTGRES_EXTRA = "pip install 'cutout-mcp[postgres]' (in a checkout: pip install '.[postgres]')"
 
 
 def check_driver(settings: Settings) -> None:

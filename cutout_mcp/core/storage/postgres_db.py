@@ -31,7 +31,7 @@ START_SECONDS = 3.0
 CALL_SECONDS = 2.0
 """Bound on waiting for a connection during a call: in an outage each call is refused within it (statements
 are short, so a healthy pool hands one out in milliseconds), and the pool reconnects by itself."""
-EXTRA_HINT = "pip install 'cutout-mcp[postgres]'"
+EXTRA_HINT = "pip install 'cutout-mcp[postgres]' (in a checkout: pip install '.[postgres]')"
 
 
 class PostgresDb:

@@ -43,26 +43,17 @@ Decisions:
 
 The package: `current` (what a tool running inside a task sees), `runner` (the background work, what
 is written to the storage, leases and adoption), `extension` (the SDK extension: the interception and
-the `tasks/*` methods), `wire` (the wire shapes).
+the `tasks/*` methods), `params` (the `tasks/*` requests' parameters) and `wire` (the other wire shapes,
+imported with the first task, not at start-up).
 """
 
 from cutout_mcp.server.tasks.current import TASK_MAX_WAIT_SECONDS, TaskRecord, begin_task, in_task, set_status
 from cutout_mcp.server.tasks.extension import EXTENSION_ID, TasksExtension
-from cutout_mcp.server.tasks.wire import (
-    CancelTaskRequest,
-    CreateTaskResult,
-    GetTaskRequest,
-    GetTaskResult,
-    TaskIdParams,
-)
+from cutout_mcp.server.tasks.params import TaskIdParams
 
 __all__ = [
     "EXTENSION_ID",
     "TASK_MAX_WAIT_SECONDS",
-    "CancelTaskRequest",
-    "CreateTaskResult",
-    "GetTaskRequest",
-    "GetTaskResult",
     "TaskIdParams",
     "TaskRecord",
     "TasksExtension",

@@ -22,14 +22,8 @@ from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.core.storage import Storage, TaskRow
 from cutout_mcp.server.principal import current_principal
 from cutout_mcp.server.tasks.current import TERMINAL, Opening
+from cutout_mcp.server.tasks.params import TaskIdParams, UpdateTaskParams
 from cutout_mcp.server.tasks.runner import Resume, TaskRunner, cancelled_message
-from cutout_mcp.server.tasks.wire import (
-    CreateTaskResult,
-    GetTaskResult,
-    TaskIdParams,
-    UpdateTaskParams,
-    iso_time,
-)
 
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
 TASK_TTL_MS = 3 * 3600 * 1000
@@ -98,6 +92,8 @@ class TasksExtension(Extension):
                 opening.scope.cancel()
             raise
         if opening.record is not None:
+            from cutout_mcp.server.tasks.wire import CreateTaskResult  # the wire shapes come with the first task
+
             return CreateTaskResult(**self._handle(opening.record.row))
         if opening.error is not None:
             raise opening.error
@@ -121,6 +117,8 @@ class TasksExtension(Extension):
 
     def _handle(self, row: TaskRow) -> dict[str, Any]:
         """The task fields that the creating result and tasks/get share."""
+        from cutout_mcp.server.tasks.wire import iso_time
+
         return {
             "task_id": row.task_id,
             "status": row.status,
@@ -132,6 +130,8 @@ class TasksExtension(Extension):
         }
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
+        from cutout_mcp.server.tasks.wire import GetTaskResult
+
         row = await self._lookup(ctx, params.task_id)
         return GetTaskResult(
             **self._handle(row),

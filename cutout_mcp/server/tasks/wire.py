@@ -1,14 +1,16 @@
-"""The tasks extension's wire shapes (`mcp_types` only has the incompatible 2025-11-25 ones)."""
+"""The tasks extension's wire shapes (`mcp_types` only has the incompatible 2025-11-25 ones), imported with
+the first task: start-up needs only the requests' parameters (`params`)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from mcp_types import Request, RequestParams, Result
-from pydantic import BaseModel, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
+from mcp_types import Request, Result
+from pydantic import BaseModel, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
 from cutout_mcp.core.storage import TaskStatus
+from cutout_mcp.server.tasks.params import TaskIdParams
 
 
 class _KeepTtlMs(BaseModel):
@@ -47,15 +49,6 @@ class GetTaskResult(_TaskFields):
     result_type: str = "complete"
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-
-
-class TaskIdParams(RequestParams):
-    task_id: str
-
-
-class UpdateTaskParams(RequestParams):
-    task_id: str
-    input_responses: dict[str, Any] = Field(default_factory=dict)
 
 
 class GetTaskRequest(Request[TaskIdParams, Literal["tasks/get"]]):
