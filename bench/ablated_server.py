@@ -47,7 +47,7 @@ def take_out(parts: set[str]) -> None:
         SqliteStorage.reserve = reserve  # type: ignore[method-assign]
         SqliteStorage.record_edit = record_edit  # type: ignore[method-assign]
     if "link" in parts:
-        from cutout_mcp.core.downloads import Downloads
+        from cutout_mcp.core.outputs.downloads import Downloads
         from cutout_mcp.core.results import Delivered, EditResult
 
         async def deliver_edit(self: Downloads, result: EditResult) -> Delivered[EditResult]:

@@ -1,6 +1,6 @@
 """Contact sheets: the time to make a finished video's sheet, and its size, against decoding every frame.
 
-The sheet (`cutout_mcp.core.contact_sheet`) seeks to the keyframe before each of its four moments and
+The sheet (`cutout_mcp.core.outputs.contact_sheet`) seeks to the keyframe before each of its four moments and
 decodes forward from there. The floor it is compared with is the naive way: decode every frame, then
 pick four. Videos are made here (no network): the sandbox's own 2 s 480×360 MP4 and GIF, and a 10 s
 1280×720 H.264 at 24 fps with a keyframe every 2 s (typical of generated video) and with a single
@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, median, ms, print_rows
-from cutout_mcp.core import contact_sheet as sheets
+from cutout_mcp.core.outputs import contact_sheet as sheets
 from cutout_mcp.sandbox import media
 
 TARGET_SECONDS = 0.5

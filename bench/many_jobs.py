@@ -51,7 +51,7 @@ from bench._common import (
     server_env,
     wait_for_port,
 )
-from cutout_mcp.core.pace import Pace, PollPolicy
+from cutout_mcp.core.jobs.pace import Pace, PollPolicy
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.sandbox import ManualClock, Sandbox, SandboxConfig, run_sandbox
 from cutout_mcp.upstream.models import UpstreamVideoJob

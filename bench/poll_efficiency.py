@@ -27,8 +27,8 @@ import anyio.lowlevel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, median, print_rows
-from cutout_mcp.core.pace import PollPolicy
-from cutout_mcp.core.watch import HEARTBEAT_SECONDS, JobWatcher
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.jobs.watch import HEARTBEAT_SECONDS, JobWatcher
 from cutout_mcp.upstream.models import UpstreamVideoJob
 
 

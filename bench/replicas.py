@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import CUTOUT_MCP, WAITS_ONLY, Row, free_port, peak_rss_mb, print_rows, server_env, wait_for_port
 from bench.many_jobs import RESULT, TIME_LIMIT, one_client, policy_reads
-from cutout_mcp.core.pace import PollPolicy
+from cutout_mcp.core.jobs.pace import PollPolicy
 from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
 from tests.pgserver import PgServer, find_bindir
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Row, median, ms, print_rows, quantile
 from cutout_mcp.config import Settings
-from cutout_mcp.core.image_rules import check_video_facts
-from cutout_mcp.core.image_sources import load_image
-from cutout_mcp.core.staged import StagedImages
+from cutout_mcp.core.inputs.image_rules import check_video_facts
+from cutout_mcp.core.inputs.image_sources import load_image
+from cutout_mcp.core.inputs.staged import StagedImages
 from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import open_storage
 from tests.s3server import find_weed, start_s3_server

@@ -14,7 +14,7 @@ from typing import Any
 import httpcore
 from PIL import Image
 
-from cutout_mcp.core.netguard import ResolutionError
+from cutout_mcp.core.inputs.netguard import ResolutionError
 
 
 class FakeDNS:

@@ -29,7 +29,7 @@ import anyio
 from cutout_mcp.clock import SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.config.allowances import load_policy
-from cutout_mcp.core.paid import Dedupe, PaidCalls
+from cutout_mcp.core.money.paid import Dedupe, PaidCalls
 from cutout_mcp.core.storage import AllowanceExceededError, BudgetExceededError, Storage, open_storage
 
 KEYS = 5

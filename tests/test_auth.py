@@ -272,6 +272,6 @@ async def test_on_stdio_the_one_user_may_resume_a_job_made_elsewhere(
     ],
 )
 def test_which_servers_have_one_user(changes: dict[str, object], one: bool) -> None:
-    from cutout_mcp.core.videos import one_user
+    from cutout_mcp.core.jobs.videos import one_user
 
     assert one_user(Settings(**changes)) is one  # type: ignore[arg-type]

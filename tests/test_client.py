@@ -10,8 +10,8 @@ import pytest
 import respx
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.downloads import Downloads
-from cutout_mcp.core.netguard import GuardedBackend, guarded_transport
+from cutout_mcp.core.inputs.netguard import GuardedBackend, guarded_transport
+from cutout_mcp.core.outputs.downloads import Downloads
 from cutout_mcp.upstream import errors
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 

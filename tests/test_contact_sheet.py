@@ -17,9 +17,9 @@ from PIL import Image
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core import contact_sheet as sheets
-from cutout_mcp.core import downloads
-from cutout_mcp.core.contact_sheet import NoContactSheet, contact_sheet
+from cutout_mcp.core.outputs import contact_sheet as sheets
+from cutout_mcp.core.outputs import downloads
+from cutout_mcp.core.outputs.contact_sheet import NoContactSheet, contact_sheet
 
 from .conftest import FakeClock, connect, envelope, video_job
 
@@ -266,7 +266,7 @@ async def test_without_frames_the_cover_is_shown(
 ) -> None:
     monkeypatch.setattr(sheets, "av_available", lambda: False)  # an MP4 without the 'video' extra
     serve(upstream, b"\x00\x00\x00\x18ftypmp42" + bytes(1000), cover=picture((60, 40)))
-    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+    with caplog.at_level("INFO", logger="cutout_mcp.core.outputs.downloads"):
         async with connect(settings, "auto", clock) as client:
             result = await client.call_tool("get_video_result", {"id": JOB_ID})
     (cover,) = images_of(result)
@@ -306,7 +306,7 @@ async def test_when_nothing_can_be_shown_the_result_still_arrives(
     upstream.get(RESULT).respond(json=envelope(video_job(status=1)))
     upstream.get(VIDEO_URL).respond(status_code=404)
     upstream.get(COVER_URL).mock(return_value=cover)
-    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+    with caplog.at_level("INFO", logger="cutout_mcp.core.outputs.downloads"):
         async with connect(settings, "auto", clock) as client:
             result = await client.call_tool("get_video_result", {"id": JOB_ID})
     assert result.is_error is False

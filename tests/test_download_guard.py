@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cutout_mcp.core.downloads import DownloadError, Downloads
+from cutout_mcp.core.outputs.downloads import DownloadError, Downloads
 from tests.netfakes import FakeDNS, FakeNetwork, http_response, redirect
 from tests.standin import RESULT, envelope, finished_job, run_recorder, run_standin
 

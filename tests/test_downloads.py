@@ -15,8 +15,8 @@ import respx
 from PIL import Image
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core import downloads
-from cutout_mcp.core.downloads import DownloadError, Downloads, make_preview
+from cutout_mcp.core.outputs import downloads
+from cutout_mcp.core.outputs.downloads import DownloadError, Downloads, make_preview
 
 from .conftest import FakeClock, connect, envelope, video_job
 
@@ -252,7 +252,7 @@ async def test_a_preview_that_takes_too_long_is_left_out_and_the_edit_returns(
     upstream.post(EDIT).respond(json=edit_answer())
     upstream.get(EDITED_URL).mock(side_effect=stalled)
     hurried = settings.model_copy(update={"preview_seconds": 0.05})
-    with caplog.at_level("INFO", logger="cutout_mcp.core.downloads"):
+    with caplog.at_level("INFO", logger="cutout_mcp.core.outputs.downloads"):
         async with connect(hurried, "auto", clock) as client:
             result = await client.call_tool("edit_image", EDIT_ARGS)
     assert result.is_error is False

@@ -10,14 +10,14 @@ import pytest
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.image_rules import ImageRefusedError, check_edit_facts, check_video_facts
-from cutout_mcp.core.image_sources import (
+from cutout_mcp.core.inputs.image_rules import ImageRefusedError, check_edit_facts, check_video_facts
+from cutout_mcp.core.inputs.image_sources import (
     CheckedImage,
     RemoteImage,
     StagingUnavailableError,
     load_image,
 )
-from cutout_mcp.core.validation import InvalidArgumentError
+from cutout_mcp.core.inputs.validation import InvalidArgumentError
 
 from .memstore import MemoryStore, jpeg, png
 
@@ -344,7 +344,7 @@ def test_a_file_that_grew_after_its_size_was_read_is_read_to_the_limit_and_no_fu
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_size: int, refused: bool
 ) -> None:
     """The read is sized by the file's size when checked; a file growing meanwhile is still capped."""
-    from cutout_mcp.core import input_paths
+    from cutout_mcp.core.inputs import input_paths
 
     path = tmp_path / "growing.jpg"
     path.write_bytes(b"\xff\xd8\xff" + b"\0" * (real_size - 3))

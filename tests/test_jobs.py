@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from cutout_mcp.core.pace import Pace, PollPolicy, ProgressReporter, Reading
+from cutout_mcp.core.jobs.pace import Pace, PollPolicy, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob, job_status
 
 pytestmark = pytest.mark.anyio

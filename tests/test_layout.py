@@ -54,7 +54,7 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def targets(module: str, names: list[str]) -> list[str]:
-    """The modules an import really reaches (`from cutout_mcp.core import videos` reaches core.videos)."""
+    """The modules an import really reaches (`from cutout_mcp.core import videos` reaches core.jobs.videos)."""
     reached = [f"{module}.{n}" for n in names if f"{module}.{n}" in MODULES]
     return reached or [module]
 
@@ -120,7 +120,7 @@ def test_nothing_imports_in_a_circle() -> None:
 DEFERRED = (
     "httpx",  # the API, download, pre-flight and introspection clients: with their first request
     "httpcore",
-    "cutout_mcp.core.netguard",  # the SSRF guard: with the first fetch of an image or result
+    "cutout_mcp.core.inputs.netguard",  # the SSRF guard: with the first fetch of an image or result
     "PIL",  # pictures: with the first check, preview or contact sheet
     "av",
     "obstore",  # a staging bucket: only when one is set

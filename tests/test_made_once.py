@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from cutout_mcp.core.made_once import MadeOnce
+from cutout_mcp.core.outputs.made_once import MadeOnce
 
 pytestmark = pytest.mark.anyio
 

@@ -23,13 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.consent import SpendNotConfirmedError
-from cutout_mcp.core.drain import StoppingError
-from cutout_mcp.core.image_rules import ImageRefusedError
-from cutout_mcp.core.input_paths import PathRefusedError
-from cutout_mcp.core.pace import PollPolicy
+from cutout_mcp.core.inputs.image_rules import ImageRefusedError
+from cutout_mcp.core.inputs.input_paths import PathRefusedError
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.jobs.watch import JobWatcher
+from cutout_mcp.core.money.consent import SpendNotConfirmedError
+from cutout_mcp.core.money.drain import StoppingError
 from cutout_mcp.core.storage import BudgetExceededError
-from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.logs import call_fields, configure_logging
 from cutout_mcp.server import build_server

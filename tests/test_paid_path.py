@@ -9,8 +9,9 @@ import pytest
 import respx
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core import edits, videos
+from cutout_mcp.core import edits
 from cutout_mcp.core.context import open_context
+from cutout_mcp.core.jobs import videos
 
 from .conftest import FAST_RETRY, FakeClock, envelope
 from .test_tools import EDIT, GENERATE, IMAGE, JOB_ID, RESULT, edit_answer

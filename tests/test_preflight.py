@@ -16,8 +16,8 @@ import pytest
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.netguard import BlockedAddressError, GuardedBackend, blocked_reason, guarded_transport
-from cutout_mcp.core.preflight import HEAD_BYTES, ImageInspector, ImageRefusedError
+from cutout_mcp.core.inputs.netguard import BlockedAddressError, GuardedBackend, blocked_reason, guarded_transport
+from cutout_mcp.core.inputs.preflight import HEAD_BYTES, ImageInspector, ImageRefusedError
 
 from .conftest import API_KEY, BASE_URL, FakeClock, connect, envelope, video_job
 from .netfakes import FakeDNS, FakeNetwork, chunked_response, http_response, image_bytes, redirect
@@ -449,7 +449,7 @@ async def test_a_loopback_base_url_does_not_open_its_origin(mode: str, clock: Fa
 
 async def test_the_sandbox_sample_passes_every_models_preflight() -> None:
     """The image the sandbox instructions offer is accepted for a video and by every edit model."""
-    from cutout_mcp.core.preflight import open_inspector
+    from cutout_mcp.core.inputs.preflight import open_inspector
     from cutout_mcp.sandbox import SandboxConfig, run_sandbox
     from cutout_mcp.sandbox_mode import sample_image_url, sandbox_instructions
 

@@ -15,10 +15,11 @@ import pytest
 from cutout_mcp import catalog
 from cutout_mcp.catalog import model_table_markdown
 from cutout_mcp.config import ENVIRONMENT, SETTING_OF, Settings
-from cutout_mcp.core import downloads, preflight
-from cutout_mcp.core.pace import PollPolicy
+from cutout_mcp.core.inputs import preflight
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.jobs.watch import HEARTBEAT_SECONDS
+from cutout_mcp.core.outputs import downloads
 from cutout_mcp.core.storage import sqlite_db as ledger
-from cutout_mcp.core.watch import HEARTBEAT_SECONDS
 from cutout_mcp.sandbox import media
 
 ROOT = Path(__file__).resolve().parent.parent

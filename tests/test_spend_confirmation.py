@@ -16,9 +16,9 @@ from mcp.client import ClientRequestContext
 from mcp_types import CallToolResult, ElicitRequestFormParams, ElicitRequestParams, ElicitResult, InputRequiredResult
 
 from cutout_mcp.config import ConfigError, Settings
-from cutout_mcp.core import videos
-from cutout_mcp.core.consent import Consent, Spend, SpendNotConfirmedError, check_consent, question
 from cutout_mcp.core.context import open_context
+from cutout_mcp.core.jobs import videos
+from cutout_mcp.core.money.consent import Consent, Spend, SpendNotConfirmedError, check_consent, question
 from cutout_mcp.core.results import CreditSummary, VideoJob
 from cutout_mcp.server import build_server
 from cutout_mcp.upstream.models import UpstreamVideoJob

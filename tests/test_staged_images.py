@@ -406,9 +406,9 @@ async def test_a_failing_store_costs_a_sweep_one_attempt_not_one_per_object(
 
 
 async def test_a_submit_under_way_on_another_replica_keeps_the_object_from_being_deleted(tmp_path: Path) -> None:
-    from cutout_mcp.core.image_rules import check_video_facts
-    from cutout_mcp.core.image_sources import load_image
-    from cutout_mcp.core.staged import StagedImages
+    from cutout_mcp.core.inputs.image_rules import check_video_facts
+    from cutout_mcp.core.inputs.image_sources import load_image
+    from cutout_mcp.core.inputs.staged import StagedImages
     from cutout_mcp.core.storage import SqliteStorage
 
     (tmp_path / "cat.jpg").write_bytes(jpeg())
@@ -441,9 +441,9 @@ async def test_a_submit_under_way_on_another_replica_keeps_the_object_from_being
 async def test_a_submit_meeting_a_delete_under_way_waits_for_it_and_puts_the_object_again(tmp_path: Path) -> None:
     """The other order: a delete on another replica holds the lock and has looked for marks before this
     submit's mark was written; the submit must not look for the object until that delete is over."""
-    from cutout_mcp.core.image_rules import check_video_facts
-    from cutout_mcp.core.image_sources import load_image
-    from cutout_mcp.core.staged import LOCK_PREFIX, StagedImages
+    from cutout_mcp.core.inputs.image_rules import check_video_facts
+    from cutout_mcp.core.inputs.image_sources import load_image
+    from cutout_mcp.core.inputs.staged import LOCK_PREFIX, StagedImages
     from cutout_mcp.core.storage import Guard, SqliteStorage
 
     (tmp_path / "cat.jpg").write_bytes(jpeg())

@@ -29,8 +29,9 @@ from mcp.server.request_state import compact_json
 
 from cutout_mcp.config import Settings
 from cutout_mcp.config.allowances import principal_name
-from cutout_mcp.core import edits, videos
+from cutout_mcp.core import edits
 from cutout_mcp.core.context import open_context
+from cutout_mcp.core.jobs import videos
 from cutout_mcp.core.storage import FILE_NAME, schema
 from cutout_mcp.server.auth import NamedToken, StaticTokenVerifier
 from cutout_mcp.server.principal import LOCAL

@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from cutout_mcp.core.pace import PollPolicy
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.jobs.watch import HEARTBEAT_SECONDS, JobWatcher
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.core.watch import HEARTBEAT_SECONDS, JobWatcher
 from cutout_mcp.upstream.errors import ServiceError
 from cutout_mcp.upstream.models import UpstreamVideoJob
 

@@ -131,7 +131,7 @@ class Settings(BaseModel):
     """on/off: fetch each image's head through the SSRF guard and refuse what cutout.pro would refuse."""
     confirm_spend: str = "off"
     """Ask the user (MCP elicitation) before a paid call: `off`, `always`, or `above:N` (calls costing more
-    than N credits). `core.consent` applies it; see `confirm_spend_above`."""
+    than N credits). `core.money.consent` applies it; see `confirm_spend_above`."""
     mcp_tokens: tuple[SecretStr, ...] = ()
     """Bearer tokens for the HTTP transports, each `token` or `name:token` (the name is the principal)."""
     max_request_body_size: int = Field(default=DEFAULT_MAX_REQUEST_BODY, ge=1024, le=64 * 1024 * 1024)

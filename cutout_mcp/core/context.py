@@ -5,7 +5,7 @@ the dedupe guards and the task records: SQLite in CUTOUT_STATE_DIR, or PostgreSQ
 CUTOUT_DATABASE_URL), the watcher's poll loops, the pre-flight inspector, the downloader (with its
 own HTTP client) and the staging store (the bucket CUTOUT_STAGING_URL names, unless one is handed in),
 closed in the reverse order (poll loops end before the storage and the client close). The tool bodies
-in `core.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
+in `core.jobs.videos` and `core.edits` take this object, so they run and are tested without an MCP client.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.config.allowances import load_policy
-from cutout_mcp.core.downloads import Downloads
-from cutout_mcp.core.drain import Drain
-from cutout_mcp.core.pace import PollPolicy
-from cutout_mcp.core.paid import PaidCalls, clean_guards
-from cutout_mcp.core.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.inputs.preflight import ImageInspector, open_inspector
+from cutout_mcp.core.inputs.staged import StagedImages
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.jobs.watch import JobWatcher
+from cutout_mcp.core.money.drain import Drain
+from cutout_mcp.core.money.paid import PaidCalls, clean_guards
+from cutout_mcp.core.outputs.downloads import Downloads
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.core.staged import StagedImages
 from cutout_mcp.core.staging import ObjectStore, open_staging
 from cutout_mcp.core.storage import Storage, open_storage
-from cutout_mcp.core.watch import JobWatcher
 from cutout_mcp.telemetry import NO_METRICS, Metrics
 from cutout_mcp.upstream.client import CutoutClient, RetryPolicy
 
@@ -60,7 +60,7 @@ class AppContext:
     staged: StagedImages = field(default=None)  # type: ignore[assignment]
     """Naming, staging and releasing images in `staging` (made from it and the ledger when not given)."""
     drain: Drain = field(default_factory=Drain)
-    """The calls in flight and whether the server is stopping (`core.drain`)."""
+    """The calls in flight and whether the server is stopping (`core.money.drain`)."""
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
     """The key of the one MCP session a stdio server has (its client connection); HTTP sessions have their
     own (`server.principal.current_session`)."""

@@ -1,6 +1,6 @@
 """The edit tool's body: check everything that can be checked for free, pay once, return the edit.
 
-Two steps, so that a spend confirmation can be asked between them (`core.consent`): `plan_edit` does
+Two steps, so that a spend confirmation can be asked between them (`core.money.consent`): `plan_edit` does
 every free check (arguments, image pre-flight) and states the spend; `edit_image` pays for a plan. No MCP
 here. An edit cutout.pro reports as failed is an error naming the edit id; its credits were
 spent, and the message says so by pointing at another prompt or model rather than a retry.
@@ -13,13 +13,13 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from cutout_mcp.catalog import EditModel
-from cutout_mcp.core.consent import Consent, Spend, question_for
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.image_rules import ImageFacts, check_edit_facts
-from cutout_mcp.core.image_sources import load_image
+from cutout_mcp.core.inputs.image_rules import ImageFacts, check_edit_facts
+from cutout_mcp.core.inputs.image_sources import load_image
+from cutout_mcp.core.inputs.staged import PlannedImage
+from cutout_mcp.core.inputs.validation import check_edit_images, check_prompt
+from cutout_mcp.core.money.consent import Consent, Spend, question_for
 from cutout_mcp.core.results import Delivered, EditResult, JobError, iso_from_millis
-from cutout_mcp.core.staged import PlannedImage
-from cutout_mcp.core.validation import check_edit_images, check_prompt
 from cutout_mcp.upstream.errors import CutoutError, MissingApiKeyError, UpstreamError
 
 if TYPE_CHECKING:

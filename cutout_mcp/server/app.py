@@ -20,9 +20,9 @@ from cutout_mcp.clock import Clock, SystemClock
 from cutout_mcp.config import Settings
 from cutout_mcp.config.allowances import has_limits
 from cutout_mcp.core.context import AppContext, open_context
-from cutout_mcp.core.drain import Drain
-from cutout_mcp.core.pace import PollPolicy
-from cutout_mcp.core.preflight import ImageInspector
+from cutout_mcp.core.inputs.preflight import ImageInspector
+from cutout_mcp.core.jobs.pace import PollPolicy
+from cutout_mcp.core.money.drain import Drain
 from cutout_mcp.core.staging import ObjectStore
 from cutout_mcp.core.storage import Storage
 from cutout_mcp.server import edit_tools, ledger_tools, prompts, spend, texts, upload_tools, video_tools, views

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cutout_mcp import catalog
-from cutout_mcp.core.image_sources import data_uri_too_large
+from cutout_mcp.core.inputs.image_sources import data_uri_too_large
 
 RULES = {
     "image_url": "must be an http(s) URL of a public image, an absolute local path, a file:// URI, "

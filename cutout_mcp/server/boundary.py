@@ -22,15 +22,15 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 
-from cutout_mcp.core.consent import SpendNotConfirmedError
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.drain import Drain, StoppingError
-from cutout_mcp.core.image_rules import ImageRefusedError
-from cutout_mcp.core.image_sources import StagingUnavailableError
-from cutout_mcp.core.input_paths import PathRefusedError
-from cutout_mcp.core.paid import GuardBusyError, LedgerUnavailableError, UnrecordedChargeError
+from cutout_mcp.core.inputs.image_rules import ImageRefusedError
+from cutout_mcp.core.inputs.image_sources import StagingUnavailableError
+from cutout_mcp.core.inputs.input_paths import PathRefusedError
+from cutout_mcp.core.inputs.validation import InvalidArgumentError
+from cutout_mcp.core.money.consent import SpendNotConfirmedError
+from cutout_mcp.core.money.drain import Drain, StoppingError
+from cutout_mcp.core.money.paid import GuardBusyError, LedgerUnavailableError, UnrecordedChargeError
 from cutout_mcp.core.storage import BudgetExceededError
-from cutout_mcp.core.validation import InvalidArgumentError
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.logs import call_fields
 from cutout_mcp.server.arguments import describe_invalid_arguments
@@ -71,7 +71,7 @@ class CutoutServer(MCPServer[AppContext]):
     """MCPServer whose expected failures and argument errors read as sentences a person can act on.
 
     Every tool call is counted in `drain`, so a stopping server answers the calls in flight first and
-    refuses new ones (`core.drain`).
+    refuses new ones (`core.money.drain`).
     """
 
     drain: Drain = Drain()

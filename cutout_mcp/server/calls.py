@@ -17,7 +17,7 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import BaseModel
 
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.pace import ProgressCallback
+from cutout_mcp.core.jobs.pace import ProgressCallback
 from cutout_mcp.core.results import Attachment, Delivered, FileLink
 from cutout_mcp.server.tasks import in_task, set_status
 

@@ -16,9 +16,9 @@ from cutout_mcp import catalog
 from cutout_mcp.config import Settings
 from cutout_mcp.core import edits
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
+from cutout_mcp.core.inputs.image_sources import MAX_IMAGE_ARGUMENT_CHARS
+from cutout_mcp.core.inputs.validation import image_pattern
 from cutout_mcp.core.results import EditResult
-from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result
 from cutout_mcp.server.principal import current_session

@@ -1,5 +1,5 @@
 """list_video_jobs and the cutout:// resources: the ledger, scoped to the caller; the work is in
-`core.videos`.
+`core.jobs.videos`.
 
 No `from __future__ import annotations`: the SDK reads the annotations at registration.
 """
@@ -13,8 +13,8 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.jobs import videos
 from cutout_mcp.core.results import JobList, JobStatus
 from cutout_mcp.server import texts, views
 from cutout_mcp.server.principal import current_session

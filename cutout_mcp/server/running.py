@@ -1,6 +1,6 @@
 """Running the chosen transport, and stopping it gracefully on SIGTERM or SIGINT.
 
-A stop first answers what is in flight, then exits (`core.drain`):
+A stop first answers what is in flight, then exits (`core.money.drain`):
 
 - streamable HTTP and SSE: new tool calls are refused at once (a tool error: nothing sent); the
   calls in flight run on for up to `CUTOUT_SHUTDOWN_GRACE` seconds and their answers are sent; then
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from cutout_mcp.config import Settings
-from cutout_mcp.core.drain import Drain
+from cutout_mcp.core.money.drain import Drain
 
 if TYPE_CHECKING:
     import uvicorn

@@ -1,4 +1,4 @@
-"""Asking the user before a paid call: the MCP half of `core.consent`.
+"""Asking the user before a paid call: the MCP half of `core.money.consent`.
 
 A paid tool declares two resolved parameters (`mcp.server.mcpserver.Resolve`), which the model can
 neither see in the input schema nor supply (extra arguments are dropped, resolved values win):
@@ -31,8 +31,8 @@ from mcp_types import ClientCapabilities
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from cutout_mcp.core.consent import Consent, Spend, SpendNotConfirmedError
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.money.consent import Consent, Spend, SpendNotConfirmedError
 
 CONFIRM_SECONDS = 300.0
 """How long a spend question stays open: the 2025-11-25 wait, and the 2026-07-28 answer's lifetime."""

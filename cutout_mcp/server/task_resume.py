@@ -12,8 +12,8 @@ from typing import Any
 
 from mcp.types import CallToolResult, TextContent
 
-from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.jobs import videos
 from cutout_mcp.core.results import Delivered, VideoJob
 from cutout_mcp.core.storage import TaskRow
 from cutout_mcp.errors import CutoutMcpError

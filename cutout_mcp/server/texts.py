@@ -7,7 +7,7 @@ charged.
 from __future__ import annotations
 
 from cutout_mcp import catalog
-from cutout_mcp.core.uploads import UPLOAD_SECONDS
+from cutout_mcp.core.inputs.uploads import UPLOAD_SECONDS
 
 
 def _edit_prices() -> str:

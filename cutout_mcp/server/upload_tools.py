@@ -1,5 +1,5 @@
 """get_upload_url: a presigned PUT in the staging bucket, for images the server cannot read itself; the
-work is in `core.uploads`.
+work is in `core.inputs.uploads`.
 
 No `from __future__ import annotations`: the SDK reads the annotations at registration.
 """
@@ -10,9 +10,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from cutout_mcp.core import uploads
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.uploads import UploadContentType, UploadTicket
+from cutout_mcp.core.inputs import uploads
+from cutout_mcp.core.inputs.uploads import UploadContentType, UploadTicket
 from cutout_mcp.server import texts
 from cutout_mcp.server.calls import app_of
 

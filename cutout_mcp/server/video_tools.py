@@ -1,5 +1,5 @@
 """generate_video and get_video_result: schemas, annotations and the task hand-off; the work is in
-`core.videos`, the spend confirmation in `server.spend`.
+`core.jobs.videos`, the spend confirmation in `server.spend`.
 
 This module has no `from __future__ import annotations`: the SDK reads the tools' annotations at
 registration, and some are built from settings when a tool is registered.
@@ -14,11 +14,11 @@ from pydantic import Field
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core import videos
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.image_sources import MAX_IMAGE_ARGUMENT_CHARS
+from cutout_mcp.core.inputs.image_sources import MAX_IMAGE_ARGUMENT_CHARS
+from cutout_mcp.core.inputs.validation import image_pattern
+from cutout_mcp.core.jobs import videos
 from cutout_mcp.core.results import VideoJob
-from cutout_mcp.core.validation import image_pattern
 from cutout_mcp.server import spend, texts, views
 from cutout_mcp.server.calls import PAID_TOOL, app_of, call_result, progress_sender
 from cutout_mcp.server.principal import current_session

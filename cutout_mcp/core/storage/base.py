@@ -83,7 +83,7 @@ class Claim:
     held_until: float | None = None
     unrecorded: Unrecorded | None = None
     holder: str | None = None
-    """Who holds the guard when it was not claimed (`core.owners` can tell whether that process is dead)."""
+    """Who holds the guard when it was not claimed (`core.money.owners` can tell whether that process is dead)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def guard_held(self, prefix: str) -> bool:
-        """Whether any guard whose key starts with `prefix` is still within its lease (`core.staged` marks
+        """Whether any guard whose key starts with `prefix` is still within its lease (`core.inputs.staged` marks
         a staged object's submits under way this way)."""
 
     @abstractmethod

@@ -3,7 +3,7 @@
 Both answer without authentication (a probe has no token) and without a Host check (a probe uses the
 pod's address), so they say nothing an attacker could use: no database host, path or error text, only
 `ok` or a short fixed reason. Ready means the ledger answered a trivial read within `LEDGER_SECONDS`
-and no drain is under way (`core.drain`): during a database outage or a SIGTERM drain a balancer stops
+and no drain is under way (`core.money.drain`): during a database outage or a SIGTERM drain a balancer stops
 sending calls this replica could only refuse, while the calls in flight still answer.
 """
 
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cutout_mcp.core.drain import Drain
+from cutout_mcp.core.money.drain import Drain
 from cutout_mcp.core.storage import Storage, StorageError
 
 LEDGER_SECONDS = 1.0

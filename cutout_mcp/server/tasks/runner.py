@@ -21,7 +21,7 @@ from mcp_types import INTERNAL_ERROR, ErrorData
 from pydantic import BaseModel
 
 from cutout_mcp.clock import Clock
-from cutout_mcp.core.paid import PROCESS_ID
+from cutout_mcp.core.money.paid import PROCESS_ID
 from cutout_mcp.core.storage import Storage, StorageError, TaskRow, TaskStatus
 from cutout_mcp.server.tasks.current import TERMINAL, Opening, TaskRecord, enter_opening, enter_task
 

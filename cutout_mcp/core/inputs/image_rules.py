@@ -1,7 +1,7 @@
 """The image rules cutout.pro enforces, applied to what is known of an image, wherever it came from.
 
-Two readers find the facts: the pre-flight (`core.preflight`) from the head of a URL's answer, and
-the local check (`core.image_sources`) from the bytes of a file, a `data:` URI or an upload. Both
+Two readers find the facts: the pre-flight (`core.inputs.preflight`) from the head of a URL's answer, and
+the local check (`core.inputs.image_sources`) from the bytes of a file, a `data:` URI or an upload. Both
 refuse through the same rules here, so a rule is written once: JPEG/PNG for the edit API (and for
 anything this server uploads itself), at most 10 MB, 300-6000 px per side for video, seedream-4.0's
 size rules. All limits come from `catalog`.
@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 
 from cutout_mcp import catalog
-from cutout_mcp.core.validation import InvalidArgumentError
+from cutout_mcp.core.inputs.validation import InvalidArgumentError
 
 MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "JPEG"),

@@ -1,6 +1,6 @@
 """The video tools' bodies: submit once, wait within a bound, report what happened. No MCP here.
 
-A submit is two steps, so that a spend confirmation can be asked between them (`core.consent`):
+A submit is two steps, so that a spend confirmation can be asked between them (`core.money.consent`):
 `plan_video` does every free check and states the spend, `generate_video` pays for a plan and waits.
 Every message after a successful submit names the job id, so a paid job is never lost: an unfinished
 job comes back with the next step, a failed read names the id to resume with, and a job that failed at
@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.consent import Consent, Spend, needs_confirmation, question_for
 from cutout_mcp.core.context import AppContext
-from cutout_mcp.core.image_rules import check_video_facts
-from cutout_mcp.core.image_sources import load_image
-from cutout_mcp.core.pace import ProgressCallback
-from cutout_mcp.core.paid import Dedupe, Paid
+from cutout_mcp.core.inputs.image_rules import check_video_facts
+from cutout_mcp.core.inputs.image_sources import load_image
+from cutout_mcp.core.inputs.staged import PlannedImage
+from cutout_mcp.core.inputs.validation import check_prompt, parse_job_id
+from cutout_mcp.core.jobs.pace import ProgressCallback
+from cutout_mcp.core.money.consent import Consent, Spend, needs_confirmation, question_for
+from cutout_mcp.core.money.paid import Dedupe, Paid
 from cutout_mcp.core.results import Delivered, JobError, JobList, JobStatus, VideoJob
-from cutout_mcp.core.staged import PlannedImage
-from cutout_mcp.core.validation import check_prompt, parse_job_id
 from cutout_mcp.errors import CutoutMcpError
 from cutout_mcp.upstream.errors import CutoutError, MissingApiKeyError
 

@@ -1,6 +1,6 @@
 """One picture as a JPEG within a side and byte budget: what every inline image in a result is.
 
-Used by the edit preview and the video contact sheet (`core.downloads`, `core.contact_sheet`), so both
+Used by the edit preview and the video contact sheet (`core.outputs.downloads`, `core.outputs.contact_sheet`), so both
 keep to the same bounds. Pillow is imported by the callers' functions, never at start-up.
 """
 

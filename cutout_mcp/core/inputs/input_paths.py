@@ -13,7 +13,7 @@ here). The rules, in order, each named in the refusal, which never quotes the fi
 5. it is opened without following a last-moment symlink, and at most 10 MB + 1 bytes are read.
 
 Passing these rules only permits reading: what is uploaded must then decode as a JPEG or PNG within the
-limits (`core.image_rules.read_facts`), so a key or credentials file never leaves the machine.
+limits (`core.inputs.image_rules.read_facts`), so a key or credentials file never leaves the machine.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from cutout_mcp import catalog
-from cutout_mcp.core.image_rules import ImageRefusedError
+from cutout_mcp.core.inputs.image_rules import ImageRefusedError
 
 MAX_PATH_CHARS = 4096
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")

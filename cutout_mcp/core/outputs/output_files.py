@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cutout_mcp.core.result_fetch import DownloadError
+from cutout_mcp.core.outputs.result_fetch import DownloadError
 from cutout_mcp.core.results import FileLink
 
 Kind = Literal["video", "image"]

@@ -36,7 +36,7 @@ def _url_prefixes(https_only: bool, trusted_origins: tuple[str, ...]) -> str:
 def image_pattern(*, https_only: bool, trusted_origins: tuple[str, ...] = ()) -> str:
     """The schema pattern for an image argument: a URL as `url_pattern` says, an absolute local path
     (`/…`, `~…`, `C:\\…`, `\\\\server\\…`; spaces allowed), a `file:` URI, a JPEG/PNG `data:` URI or
-    an `upload:` reference (`core.image_sources` parses each)."""
+    an `upload:` reference (`core.inputs.image_sources` parses each)."""
     urls = _url_prefixes(https_only, trusted_origins)
     others = [
         r"(" + urls + r")[^\s]+",

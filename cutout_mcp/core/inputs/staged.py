@@ -1,6 +1,6 @@
 """Staged images: content-addressed in the store, identified by content, deleted once no job needs them.
 
-A checked image (`core.image_sources.CheckedImage`) is named by an HMAC-SHA256 of its bytes under a
+A checked image (`core.inputs.image_sources.CheckedImage`) is named by an HMAC-SHA256 of its bytes under a
 secret every process sharing the ledger shares (`Storage.shared_secret`), so:
 
 - its store key `staged/<digest>.jpg|png` is the same on every replica and after restarts, and cannot be
@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from cutout_mcp.core.image_rules import EXTENSIONS
-from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
-from cutout_mcp.core.owners import THIS_PROCESS
+from cutout_mcp.core.inputs.image_rules import EXTENSIONS
+from cutout_mcp.core.inputs.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
+from cutout_mcp.core.money.owners import THIS_PROCESS
 from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
@@ -90,7 +90,7 @@ class StagedImages:
         self._lease = lease
         """How long a submit's use mark lasts without its holder: past the longest submit (`guard_lease`)."""
         self._process = f"{THIS_PROCESS}/staging-{secrets.token_hex(4)}"
-        """A holder name `core.owners` can read, so a dead process's use marks are ended with its guards."""
+        """A holder name `core.money.owners` can read, so a dead process's use marks are ended with its guards."""
         self._calls = itertools.count()
         self._secret: bytes | None = None
         self._held: Counter[str] = Counter()

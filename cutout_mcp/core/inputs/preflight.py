@@ -33,14 +33,14 @@ import anyio
 
 from cutout_mcp import __version__, catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core.image_rules import (
+from cutout_mcp.core.inputs.image_rules import (
     ImageFacts,
     ImageRefusedError,
     check_edit_facts,
     check_video_facts,
     sniff,
 )
-from cutout_mcp.core.image_rules import refused as _refused
+from cutout_mcp.core.inputs.image_rules import refused as _refused
 from cutout_mcp.telemetry import span
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import httpx
     from PIL import Image, ImageFile
 
-    from cutout_mcp.core.netguard import GuardedBackend, Resolver
+    from cutout_mcp.core.inputs.netguard import GuardedBackend, Resolver
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ImageInspector:
         if self._http_client is None:
             import httpx
 
-            from cutout_mcp.core.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
+            from cutout_mcp.core.inputs.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
 
             trusted = [key for key in map(origin_key, self._trusted_origins) if key]
             self._backend = GuardedBackend(
@@ -132,7 +132,7 @@ class ImageInspector:
         """Format, dimensions and size of the image at `url`, or `ImageRefusedError`."""
         import httpx
 
-        from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
+        from cutout_mcp.core.inputs.netguard import BlockedAddressError, ResolutionError
 
         try:
             with span("cutout.preflight", **{"cutout.argument": argument}), anyio.fail_after(self._timeout):

@@ -3,12 +3,12 @@
 An image argument (`generate_video.image_url`, each of `edit_image.image_urls`) is one of:
 
 - a public `https://` URL (and `http://` for video): passed to cutout.pro as it is (`RemoteImage`);
-- a local path (`/…`, `~/…`, `C:\\…`) or a `file://` URI: read under the rules of `core.input_paths`;
+- a local path (`/…`, `~/…`, `C:\\…`) or a `file://` URI: read under the rules of `core.inputs.input_paths`;
 - a `data:image/jpeg|png;base64,…` URI: decoded (its size is known from its length, before decoding);
 - `upload:<key>`: an object uploaded through `get_upload_url`, read back from the staging store.
 
 The last three become a `CheckedImage`: bytes whose header says JPEG or PNG, with dimensions, checked
-against the tool's rules (`core.image_rules`) in a worker thread before anything is staged or charged.
+against the tool's rules (`core.inputs.image_rules`) in a worker thread before anything is staged or charged.
 Each carries a `label` saying where it came from (the path, `upload:…`, `data: (312 KB PNG)`): that is
 what results, the ledger, logs and the spend question show; a presigned URL is never shown.
 """
@@ -27,10 +27,10 @@ import anyio.to_thread
 
 from cutout_mcp import catalog
 from cutout_mcp.config import Settings
-from cutout_mcp.core import input_paths
-from cutout_mcp.core.image_rules import CONTENT_TYPES, ImageFacts, ImageRefusedError, read_facts, refused
+from cutout_mcp.core.inputs import input_paths
+from cutout_mcp.core.inputs.image_rules import CONTENT_TYPES, ImageFacts, ImageRefusedError, read_facts, refused
+from cutout_mcp.core.inputs.validation import InvalidArgumentError, check_image_url
 from cutout_mcp.core.staging import SETUP_HINT, UPLOAD_SCHEME, ObjectStore, upload_key
-from cutout_mcp.core.validation import InvalidArgumentError, check_image_url
 
 DATA_PREFIX = re.compile(r"^data:image/(jpeg|jpg|png);base64,", re.IGNORECASE)
 MAX_DATA_URI_CHARS = len("data:image/jpeg;base64,") + 4 * -(-catalog.MAX_IMAGE_BYTES // 3)
@@ -40,7 +40,7 @@ MAX_IMAGE_ARGUMENT_CHARS = MAX_DATA_URI_CHARS + 1024
 for whitespace around it), so that the server's own check, which names the decoded 10 MB rule, decides
 near the limit; a longer value is refused by the schema, with the same sentence (`server.arguments`)."""
 STAGED_PREFIX = "staged/"
-"""Where content-addressed copies live in the store (`core.staged`); never an upload's key."""
+"""Where content-addressed copies live in the store (`core.inputs.staged`); never an upload's key."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
 
@@ -89,7 +89,7 @@ class CheckedImage:
     upload_key: str | None = None
     """The `get_upload_url` object they were read from, deleted once they are staged under their content."""
     digest: str | None = None
-    """Their content digest (`core.staged`), made in the same worker thread as the check when asked for."""
+    """Their content digest (`core.inputs.staged`), made in the same worker thread as the check when asked for."""
 
     @property
     def content_type(self) -> str:

@@ -3,7 +3,7 @@
 `Pace` learns how fast a job moves (queue positions, render percentage) from its reads;
 `PollPolicy` turns that into the time to the next read, and `Reading` into an estimate of where the
 job is now; `ProgressReporter` turns readings into progress notifications that always increase.
-`core.watch` runs the reads.
+`core.jobs.watch` runs the reads.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ tool result names the local path and carries `resource_link` blocks to it.
 
 Decisions:
 - Files are written whole or not at all, under names no URL or answer can
-  choose (`core.output_files`); fetching is `core.result_fetch`, shrinking
-  images `core.previews`.
+  choose (`core.outputs.output_files`); fetching is `core.outputs.result_fetch`, shrinking
+  images `core.outputs.previews`.
 - Each download is capped in bytes and in time. A failed download never loses
   the result: the remote URL is still returned and the message says the copy
   failed.
@@ -15,12 +15,12 @@ Decisions:
   and `PREVIEW_MAX_BYTES`) so the assistant can see the edit; it is made from
   the local copy when there is one, otherwise from a bounded fetch.
 - A finished video gets a contact sheet within the same bounds (four frames,
-  `core.contact_sheet`), or its cover's preview when the frames cannot be had
+  `core.outputs.contact_sheet`), or its cover's preview when the frames cannot be had
   (no PyAV for an MP4, a video over the fetch cap, an unreadable file). It is
   made from the local copy when there is one. Either picture is left out,
   never the result, on failure. A finished video never changes, so its sheet
   is made once and shared: by every waiter of the job, and by later reads of
-  the last `SHEETS_KEPT` jobs (`core.made_once`); a cover shown instead is not
+  the last `SHEETS_KEPT` jobs (`core.outputs.made_once`); a cover shown instead is not
   kept, so the next read tries for the sheet again.
 - A preview or sheet is a nicety: fetching, decoding and shrinking it share
   one overall budget (`CUTOUT_PREVIEW_SECONDS`), after which the result goes
@@ -41,11 +41,20 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from cutout_mcp.config import DEFAULT_PREVIEW_SECONDS
-from cutout_mcp.core.contact_sheet import contact_sheet
-from cutout_mcp.core.made_once import MadeOnce
-from cutout_mcp.core.output_files import TYPE_BY_EXT, Kind, Saved, commit, discard, extension, prepare, remote_link
-from cutout_mcp.core.previews import PREVIEW_MAX_BYTES, PREVIEW_SIDE_PX, make_preview, preview_file
-from cutout_mcp.core.result_fetch import IMAGE_TYPES, VIDEO_TYPES, DownloadError, ResultFetcher
+from cutout_mcp.core.outputs.contact_sheet import contact_sheet
+from cutout_mcp.core.outputs.made_once import MadeOnce
+from cutout_mcp.core.outputs.output_files import (
+    TYPE_BY_EXT,
+    Kind,
+    Saved,
+    commit,
+    discard,
+    extension,
+    prepare,
+    remote_link,
+)
+from cutout_mcp.core.outputs.previews import PREVIEW_MAX_BYTES, PREVIEW_SIDE_PX, make_preview, preview_file
+from cutout_mcp.core.outputs.result_fetch import IMAGE_TYPES, VIDEO_TYPES, DownloadError, ResultFetcher
 from cutout_mcp.core.results import Attachment, Delivered, EditResult, Picture, ResultT, VideoJob
 
 if TYPE_CHECKING:
@@ -154,7 +163,7 @@ class Downloads:
     async def video_sheet(
         self, job: VideoJob, video: Saved | None = None, cover: Saved | None = None
     ) -> Picture | None:
-        """Frames of a finished video in one small JPEG (`core.contact_sheet`), else its cover's preview, else
+        """Frames of a finished video in one small JPEG (`core.outputs.contact_sheet`), else its cover's preview, else
         None; all of it within the one preview budget."""
         if not self.preview_enabled or not job.result_url:
             return None

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cutout_mcp.core.jpeg import fit_jpeg
+from cutout_mcp.core.outputs.jpeg import fit_jpeg
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

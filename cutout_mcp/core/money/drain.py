@@ -4,7 +4,7 @@ On SIGTERM or SIGINT the transport stops taking requests and calls `Drain.stop(g
 arrive from then on are refused (`StoppingError`, nothing sent), waits for a video job end at once
 with the job as it stands (`cut_short`), and the stop returns when the last call in flight has
 answered or the grace period (`CUTOUT_SHUTDOWN_GRACE`) is over. A paid submit in flight is shielded
-(`core.paid`), so it finishes and is recorded, and its caller gets the job id.
+(`core.money.paid`), so it finishes and is recorded, and its caller gets the job id.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ group:
 
 The clock is injected (`cutout_mcp.clock`), and only the loop sleeps, so a
 fake clock advances exactly as it would for one waiter. When to read next and
-what to tell a waiter between reads are `core.pace`'s.
+what to tell a waiter between reads are `core.jobs.pace`'s.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from cutout_mcp.clock import Clock
-from cutout_mcp.core.pace import Pace, PollPolicy, ProgressCallback, ProgressReporter, Reading
+from cutout_mcp.core.jobs.pace import Pace, PollPolicy, ProgressCallback, ProgressReporter, Reading
 from cutout_mcp.core.results import VideoJob
 from cutout_mcp.logs import call_fields
 from cutout_mcp.telemetry import span

@@ -1,6 +1,6 @@
 """One anyio lock per key, created on first use and dropped when nobody holds or awaits it.
 
-The in-process fast path in front of the shared dedupe guard (`core.paid`): identical calls that
+The in-process fast path in front of the shared dedupe guard (`core.money.paid`): identical calls that
 reach the same process queue here on an anyio lock, so only one of them at a time asks the storage
 for the shared guard (and none polls the database while a sibling holds it).
 """

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cutout_mcp import catalog
 from cutout_mcp.core.context import AppContext
+from cutout_mcp.core.inputs.validation import InvalidArgumentError
 from cutout_mcp.core.staging import SETUP_HINT, StagingError, new_upload_key, upload_reference
-from cutout_mcp.core.validation import InvalidArgumentError
 
 UPLOAD_SECONDS = 15 * 60
 """How long an upload URL accepts a PUT."""

@@ -1,7 +1,7 @@
 """Fetching result files (videos, covers, edited images) over HTTP: guarded, capped, typed.
 
 Every result URL comes from a remote answer, so it is fetched the way inputs are: through the SSRF
-guard (`core.netguard`), which resolves the host, refuses loopback, private, link-local and cloud
+guard (`core.inputs.netguard`), which resolves the host, refuses loopback, private, link-local and cloud
 metadata addresses, and connects to the address it checked, on every redirect hop too. Only the
 trusted origins are exempt (`Settings.trusted_image_origins`: a declared sandbox's own loopback
 origin), and those only on loopback. A body is capped in bytes, and its content type must be a
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # httpx, httpcore and the guard are imported with the first f
     import httpcore
     import httpx
 
-    from cutout_mcp.core.netguard import Resolver
+    from cutout_mcp.core.inputs.netguard import Resolver
 
 DOWNLOAD_CONNECTIONS = 20
 VIDEO_TYPES = ("video/", "image/gif")
@@ -60,7 +60,7 @@ class ResultFetcher:
         self._http_client: httpx.AsyncClient | None = None
 
     def _guarded(self) -> httpx.AsyncBaseTransport:
-        from cutout_mcp.core.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
+        from cutout_mcp.core.inputs.netguard import GuardedBackend, guarded_transport, origin_key, system_resolver
 
         trusted = [key for key in map(origin_key, self._trusted_origins) if key]
         backend = GuardedBackend(resolver=self._resolver or system_resolver, inner=self._network, trusted=trusted)
@@ -95,7 +95,7 @@ class ResultFetcher:
         `types` (prefixes) or an address the guard refuses is a `DownloadError`."""
         import httpx
 
-        from cutout_mcp.core.netguard import BlockedAddressError, ResolutionError
+        from cutout_mcp.core.inputs.netguard import BlockedAddressError, ResolutionError
 
         if urlsplit(url).scheme not in ("https", "http"):
             raise DownloadError("not an http(s) URL")

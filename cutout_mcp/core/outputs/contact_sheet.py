@@ -6,7 +6,7 @@ labelled with its time, as one JPEG of at most `SHEET_SIDE_PX` per side and `SHE
 Decisions:
 - GIF is read with Pillow (always installed); MP4/MOV and WebM/Matroska with PyAV, which is the
   optional `video` extra. Anything else, or a video without PyAV, raises `NoContactSheet`, and the
-  caller shows the cover image instead (`core.downloads`).
+  caller shows the cover image instead (`core.outputs.downloads`).
 - The container is recognised from its first bytes and handed to exactly that demuxer, so a file
   that claims to be a video cannot make FFmpeg open a playlist or another file.
 - Only what is needed is decoded: for each time point, seek to the keyframe at or before it and
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cutout_mcp.core.jpeg import fit_jpeg
+from cutout_mcp.core.outputs.jpeg import fit_jpeg
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -9,13 +9,13 @@ Credits are real money, so the order matters and lives here once:
   in one process queue on an in-process lock in front of it (`KeyedLocks`), calls in other processes
   poll the guard (bounded) and then find the recorded job;
 - a guard whose holder died is taken over at once when its process is known to be gone (same machine:
-  its pid no longer runs, or the machine rebooted; `core.owners`), else once its lease runs out; if that
+  its pid no longer runs, or the machine rebooted; `core.money.owners`), else once its lease runs out; if that
   holder (or any earlier identical call) reserved a charge and never recorded what it bought,
   cutout.pro may have been paid for a job whose id is lost, so the call is refused
   (`UnrecordedChargeError`) instead of paying again silently, for `UNRECORDED_WINDOW` seconds;
   `force_new` pays regardless;
 - a spend that `CUTOUT_CONFIRM_SPEND` says must be confirmed, and that the caller's `Consent` does not
-  cover, is refused before anything is reserved or sent (`core.consent`);
+  cover, is refused before anything is reserved or sent (`core.money.consent`);
 - the charge is reserved in the ledger *before* the request leaves, so the budget check, the caller's
   allowance, session cap and rate (`CUTOUT_ALLOWANCES_FILE`, `core.storage.limits`) and the spend are one
   transaction; a ledger that cannot be written stops the call before anything is sent;
@@ -41,9 +41,9 @@ import anyio
 
 from cutout_mcp.clock import Clock, iso_utc
 from cutout_mcp.config.allowances import AllowancePolicy
-from cutout_mcp.core.consent import Consent, check_consent
-from cutout_mcp.core.locks import KeyedLocks
-from cutout_mcp.core.owners import THIS_PROCESS, is_dead
+from cutout_mcp.core.money.consent import Consent, check_consent
+from cutout_mcp.core.money.locks import KeyedLocks
+from cutout_mcp.core.money.owners import THIS_PROCESS, is_dead
 from cutout_mcp.core.storage import ChargeKind, Guard, Storage, StorageError, Unrecorded
 from cutout_mcp.core.storage.limits import CallLimits, call_limits
 from cutout_mcp.errors import CutoutMcpError
@@ -60,7 +60,7 @@ GUARD_POLL_FIRST, GUARD_POLL_MAX = 0.05, 1.0
 """Seconds between two looks at a guard another process holds (doubling up to the maximum)."""
 
 PROCESS_ID = str(THIS_PROCESS)
-"""Names this server process in guard and task leases: machine, pid, boot id and a token (`core.owners`)."""
+"""Names this server process in guard and task leases: machine, pid, boot id and a token (`core.money.owners`)."""
 
 
 class LedgerUnavailableError(StorageError):
@@ -248,7 +248,7 @@ class _Payment:
 
 
 async def clean_guards(ledger: Storage, now: float) -> int:
-    """Delete the guards whose lease is over or whose process is gone (`core.owners`); how many went."""
+    """Delete the guards whose lease is over or whose process is gone (`core.money.owners`); how many went."""
     gone = 0
     for guard, expires_at in await ledger.guards():
         if expires_at <= now or is_dead(guard.holder):
