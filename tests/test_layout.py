@@ -155,3 +155,24 @@ def test_start_up_imports_only_what_initialize_and_tools_list_need(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [], "imported at start-up although nothing there uses them"
+
+
+HALL_LIMIT = 18
+"""At most this many loose modules in one package (httpx's flat package holds 17); past it, the package
+is a hall a newcomer has to learn by heart, and is split into rooms named for what a change is about."""
+PACKAGES = sorted(path.parent for path in PACKAGE.rglob("__init__.py") if "__pycache__" not in path.parts)
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda path: str(path.relative_to(PACKAGE.parent)))
+def test_no_package_is_a_hall_of_loose_modules(package: Path) -> None:
+    loose = sorted(p.name for p in package.glob("*.py") if p.name != "__init__.py")
+    assert len(loose) <= HALL_LIMIT, (
+        f"{package.relative_to(PACKAGE.parent)} holds {len(loose)} loose modules (at most {HALL_LIMIT}): "
+        "group them into sub-packages by what a change is about, each with a docstring saying what belongs there"
+    )
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda path: str(path.relative_to(PACKAGE.parent)))
+def test_every_package_says_what_belongs_in_it(package: Path) -> None:
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+    assert docstring, f"{package.relative_to(PACKAGE.parent)}/__init__.py has no docstring saying what belongs there"
