@@ -199,6 +199,24 @@ class StagedImages:
                 continue
             await self._delete(key, image.label)
 
+    async def drop_upload_answered_by(self, image: PlannedImage, job_id: int) -> None:
+        """An identical unfinished job `job_id` answered a call made from an upload: delete that upload unless
+        it is the one the job was made from; never raises.
+
+        No job records this upload, so nothing would delete it when the job finishes; its content is held by
+        the job's own staged copy (and the job's own upload stays, for a repeated call)."""
+        key = image.image.upload_key if image.image is not None else None
+        if key is None or self.store is None:
+            return
+        try:
+            owner = await self.ledger.owner(job_id)
+            job = None if owner is None else await self.ledger.get_job(owner, job_id)
+        except Exception:
+            logger.warning("Could not read the source of video job %s; the upload is kept", job_id, exc_info=True)
+            return
+        if job is not None and upload_key(job.image_url) != key:
+            await self._delete(key, image.label)
+
     async def _in_use(self, staged_key: str) -> bool:
         """Whether an unfinished job holds `staged_key`; True when the ledger cannot say (kept is safe: the
         bucket's lifecycle rule removes what is left)."""
