@@ -3,6 +3,7 @@ charged, the ledger's charges, and what the clients were told. A pure function o
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +28,13 @@ class Violation:
 def principal_of(prompt: str | None) -> str:
     """Every soak prompt starts with its caller's name: `alice: ...`."""
     return (prompt or "").split(":", 1)[0]
+
+
+def ledger_principal(stored: str) -> str:
+    """The ledger names a token's principal as a JSON list whose first item is the token's name."""
+    if stored.startswith("["):
+        return str(json.loads(stored)[0])
+    return stored
 
 
 def sandbox_charges(h: History) -> dict[int, dict[str, Any]]:
@@ -93,7 +101,7 @@ def check_money(h: History) -> list[Violation]:
                     real["at"],
                 )
             )
-    maybe_by = Counter((c["principal"], c["kind"]) for c in maybe)
+    maybe_by = Counter((ledger_principal(c["principal"]), c["kind"]) for c in maybe)
     for key, lost in lost_by.items():
         if maybe_by[key] < lost:
             out.append(
@@ -196,9 +204,17 @@ def check_final_states(h: History) -> list[Violation]:
 
 
 def check_leftovers(h: History) -> list[Violation]:
+    """No staged object is left once its jobs ended. An upload only refused calls used (nothing sent) is kept
+    for the next call by design (the bucket's lifecycle rule is the backstop), so it is no leftover."""
+    unsent: dict[str, bool] = {}
+    for op in h.ops:
+        if op.upload is not None:
+            refused = op.outcome == "tool_error" and bool(NOTHING_CHARGED.search(op.text))
+            unsent[op.upload] = unsent.get(op.upload, True) and refused
     out = [
         Violation("staged", f"staged object {key} left after its jobs ended")
         for key in h.sandbox.get("staged_objects", [])
+        if not unsent.get(key, False)
     ]
     out += [Violation("ready", f"replica {r} did not end ready: {why}") for r, why in h.ready.items() if why != "ok"]
     out += [Violation("leak", leak) for leak in h.leaks]

@@ -24,6 +24,8 @@ class Op:
     image: str | None = None
     """Which image content (a label), by whatever route it was passed."""
     force_new: bool = False
+    upload: str | None = None
+    """The `get_upload_url` object the call used, if any."""
     end: float = 0.0
     outcome: str = "pending"
     """ok, tool_error or exception."""

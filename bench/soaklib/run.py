@@ -51,4 +51,4 @@ def settings_for(run_dir: Path, minutes: float, budget: int | None, allowances: 
     return Settings(run_dir, budget=chosen, allowances=shares)
 
 
-BUDGET_PER_MINUTE = 150
+BUDGET_PER_MINUTE = 120

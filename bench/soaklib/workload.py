@@ -151,7 +151,14 @@ class Caller:
 
     async def call(self, tool: str, kind: str, args: dict[str, Any], prompt: str | None, image: str | None) -> None:
         op = self.shared.new_op(
-            self.name, self.principal, tool, kind, prompt=prompt, image=image, force_new=bool(args.get("force_new"))
+            self.name,
+            self.principal,
+            tool,
+            kind,
+            prompt=prompt,
+            image=None if image is None else f"{image}/{route_of(args)}",
+            force_new=bool(args.get("force_new")),
+            upload=upload_of(args),
         )
         assert self.client is not None
         try:
@@ -190,6 +197,20 @@ class Caller:
         else:
             op.outcome = "tool_error" if getattr(handle, "is_error", False) else "ok"
             op.text = str(handle)[:400]
+
+
+def upload_of(args: dict[str, Any]) -> str | None:
+    value = str(args.get("image_url") or (args.get("image_urls") or [""])[0])
+    return value.removeprefix("upload:") if value.startswith("upload:") else None
+
+
+def route_of(args: dict[str, Any]) -> str:
+    """How the image was passed: url, path, data or upload (for reading a history)."""
+    value = str(args.get("image_url") or (args.get("image_urls") or [""])[0])
+    for prefix, route in (("upload:", "upload"), ("data:", "data"), ("http", "url")):
+        if value.startswith(prefix):
+            return route
+    return "path"
 
 
 async def run_clients(shared: Shared, seed: int, per_principal: int, deadline: float) -> None:
