@@ -521,3 +521,26 @@ async def test_a_second_upload_of_the_same_content_answered_by_the_unfinished_jo
     assert len(cutout.sent) == 1
     assert [key for key in store.objects if key.startswith("uploads/")] == []
     assert store.staged() == []
+
+
+async def test_an_upload_goes_with_its_job_even_while_another_job_holds_the_same_content(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    """The same picture, uploaded for one video and passed as a file for another: when the upload's job ends,
+    the upload goes, although the other job still holds the content (its end would never delete that upload)."""
+    store = MemoryStore()
+    upload = f"{UPLOADS_U}/cat.jpg"
+    await store.put(upload, (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": f"upload:{upload}", "prompt": "one", "wait_seconds": 0})
+        await client.call_tool(
+            "generate_video", {"image_url": str(pictures / "cat.jpg"), "prompt": "two", "wait_seconds": 0}
+        )
+        cutout.status[JOB_ID] = 1
+        await client.call_tool("get_video_result", {"id": JOB_ID})
+        assert upload not in store.objects, "no unfinished job was made from the upload"
+        assert len(store.staged()) == 1, "the content stays for the unfinished job"
+        cutout.status[SECOND_JOB] = 1
+        await client.call_tool("get_video_result", {"id": SECOND_JOB})
+    assert len(cutout.sent) == 2
+    assert store.objects == {}

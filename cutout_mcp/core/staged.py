@@ -44,6 +44,7 @@ import anyio.to_thread
 from cutout_mcp.core.image_rules import EXTENSIONS
 from cutout_mcp.core.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
 from cutout_mcp.core.owners import THIS_PROCESS
+from cutout_mcp.core.results import ACTIVE_STATUSES
 from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
@@ -61,6 +62,8 @@ LOCK_SECONDS = 5.0
 LOCK_POLL_SECONDS = 0.01
 SWEEP_SECONDS = 5.0
 """Bound on one sweep (start-up, `list_video_jobs`); it stops at the first failure, and the next one goes on."""
+UNFINISHED_LOOKUP = 200
+"""Unfinished jobs of one caller looked through for those made from an upload (per status)."""
 STAGED_LABEL = "(a staged image)"
 """Shown for a staged URL upstream echoes when the ledger does not know the job."""
 
@@ -264,19 +267,30 @@ class StagedImages:
             return
         if key is not None:
             await self.release(key)
-            await self._drop_upload_of(job_id, key)
+            await self._drop_upload_of(job_id)
 
-    async def _drop_upload_of(self, job_id: int, staged_key: str) -> None:
-        """Delete the upload a finished video job was made from, once no unfinished job holds its content."""
+    async def _drop_upload_of(self, job_id: int) -> None:
+        """Delete the upload a finished video job was made from, unless an unfinished job was made from that same
+        upload (its call, repeated, must still read it; that job's end deletes it). Another job holding the same
+        content by another route does not keep it: nothing would delete it when that one ends."""
         try:
             owner = await self.ledger.owner(job_id)
             job = None if owner is None else await self.ledger.get_job(owner, job_id)
+            upload = None if job is None else upload_key(job.image_url)
+            if owner is None or job is None or upload is None or await self._made_from(owner, job.image_url):
+                return
         except Exception:
             logger.warning("Could not read the source of video job %s", job_id, exc_info=True)
             return
-        upload = None if job is None else upload_key(job.image_url)
-        if job is not None and upload is not None and not await self._in_use(staged_key):
-            await self._delete(upload, job.image_url)
+        await self._delete(upload, job.image_url)
+
+    async def _made_from(self, owner: str, image_url: str) -> bool:
+        """Whether an unfinished job of `owner` was made from `image_url` (an `upload:` reference)."""
+        for status in ACTIVE_STATUSES:
+            jobs = await self.ledger.list_jobs(owner, status, limit=UNFINISHED_LOOKUP)
+            if any(job.image_url == image_url for job in jobs):
+                return True
+        return False
 
     async def sweep(self) -> None:
         """Release what finished jobs still hold (after a restart, a failed delete, another replica's crash)."""
