@@ -127,6 +127,18 @@ def plant_leftover_object(h: History) -> None:
     h.sandbox["staged_objects"] = ["staged/abc.jpg"]
 
 
+def plant_leftover_upload(h: History) -> None:
+    h.ops[0].upload = "uploads/" + "U" * 32 + "/cat.jpg"  # the call that made job 101, which ended
+    h.sandbox["staged_objects"] = [h.ops[0].upload]
+
+
+def test_an_upload_only_refused_calls_used_is_kept_by_design() -> None:
+    history = clean()
+    history.ops[2].upload = "uploads/" + "R" * 32 + "/cat.jpg"
+    history.sandbox["staged_objects"] = [history.ops[2].upload]
+    assert check(history) == []
+
+
 @pytest.mark.parametrize(
     ("plant", "invariant"),
     [
@@ -138,6 +150,7 @@ def plant_leftover_object(h: History) -> None:
         (plant_lost_job_on_a_replica, "final"),
         (plant_false_nothing_charged, "told"),
         (plant_leftover_object, "staged"),
+        (plant_leftover_upload, "staged"),
     ],
 )
 def test_a_planted_violation_is_caught(plant: Callable[[History], None], invariant: str) -> None:

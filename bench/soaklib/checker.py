@@ -204,17 +204,17 @@ def check_final_states(h: History) -> list[Violation]:
 
 
 def check_leftovers(h: History) -> list[Violation]:
-    """No staged object is left once its jobs ended. An upload only refused calls used (nothing sent) is kept
-    for the next call by design (the bucket's lifecycle rule is the backstop), so it is no leftover."""
-    unsent: dict[str, bool] = {}
+    """No staged object is left once its jobs ended. An upload no call got a result from is kept by design:
+    a call refused before sending leaves it for the next, and one interrupted after sending keeps it since a
+    lost job may still fetch it (the bucket's lifecycle rule is the backstop), so it is no leftover."""
+    answered: dict[str, bool] = {}
     for op in h.ops:
         if op.upload is not None:
-            refused = op.outcome == "tool_error" and bool(NOTHING_CHARGED.search(op.text))
-            unsent[op.upload] = unsent.get(op.upload, True) and refused
+            answered[op.upload] = answered.get(op.upload, False) or op.outcome == "ok"
     out = [
         Violation("staged", f"staged object {key} left after its jobs ended")
         for key in h.sandbox.get("staged_objects", [])
-        if not unsent.get(key, False)
+        if answered.get(key, True)
     ]
     out += [Violation("ready", f"replica {r} did not end ready: {why}") for r, why in h.ready.items() if why != "ok"]
     out += [Violation("leak", leak) for leak in h.leaks]
