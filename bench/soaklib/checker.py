@@ -52,12 +52,21 @@ def sandbox_charges(h: History) -> dict[int, dict[str, Any]]:
     return found
 
 
+PAID_PATHS = ("/api/v2/imageToVideo/generate", "/api/v1/image/edit")
+OUTAGES = ("kill9", "sigterm", "postgres_restart")
+
+
 def _fault_times(h: History) -> list[tuple[float, float]]:
-    """When each injected fault was acting, widened by a hung call's length (a charge reserved up to two
-    HTTP timeouts before a fault may still be waiting on its answer when it strikes)."""
-    wide = 2 * h.http_timeout + SLACK
-    spans = [(f.at - wide, (f.end or f.at) + SLACK) for f in h.faults if not f.skipped]
-    spans += [(entry["at"] - wide, entry["at"] + SLACK) for entry in h.sandbox.get("fault_log", [])]
+    """When a fault could have interrupted a paid call after its charge was reserved: a sandbox fault that
+    struck a paid submit (reserved just before it was sent), or a replica stopped or PostgreSQL restarted
+    while the call was in flight (sent up to one HTTP timeout earlier)."""
+    spans = [
+        (entry["at"] - SLACK, entry["at"] + 1.0)
+        for entry in h.sandbox.get("fault_log", [])
+        if entry["path"] in PAID_PATHS and entry["method"] == "POST"
+    ]
+    reach = h.http_timeout + SLACK
+    spans += [(f.at - reach, (f.end or f.at) + 1.0) for f in h.faults if not f.skipped and f.kind in OUTAGES]
     return spans
 
 
