@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.soaklib.checker import check
 from bench.soaklib.cluster import check_allowances_supported, remove_run_dir
+from bench.soaklib.history import History
 from bench.soaklib.report import explain, summary
 from bench.soaklib.run import settings_for, soak
 
@@ -35,7 +36,10 @@ def main() -> int:
     parser.add_argument("--budget", type=int, help="CUTOUT_CREDIT_BUDGET (default: runs out mid-run)")
     parser.add_argument("--allowances", action="store_true", help="give each principal an allowance too")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, history.json)")
+    parser.add_argument("--check", type=Path, metavar="HISTORY", help="only check a kept run's history.json again")
     args = parser.parse_args()
+    if args.check is not None:
+        return report(History.load(args.check.read_text()), None, keep=True)
     if not 0 < args.minutes <= 120:
         parser.error("--minutes must be more than 0 and at most 120")
     if args.allowances:
@@ -44,14 +48,19 @@ def main() -> int:
     history = anyio.run(
         soak, args.minutes, args.seed, settings_for(run_dir, args.minutes, args.budget, args.allowances)
     )
-    violations = check(history)
     (run_dir / "history.json").write_text(history.dump())
+    return report(history, run_dir, keep=args.keep)
+
+
+def report(history: History, run_dir: Path | None, *, keep: bool) -> int:
+    """Check, print, and keep the run folder when something was found (or asked to); the exit code."""
+    violations = check(history)
     for violation in violations:
         print(explain(history, violation), flush=True)
     print(summary(history, violations), flush=True)
-    if violations or args.keep:
+    if run_dir is not None and (violations or keep):
         print(f"run folder kept: {run_dir} (history.json, logs/)")
-    else:
+    elif run_dir is not None:
         remove_run_dir(run_dir)
     return 1 if violations else 0
 

@@ -158,3 +158,11 @@ def test_a_planted_violation_is_caught(plant: Callable[[History], None], invaria
     plant(history)
     found = check(history)
     assert invariant in {v.invariant for v in found}, found
+
+
+def test_a_kept_history_reads_back_the_same_for_checking_again() -> None:
+    history = clean()
+    plant_double_submit(history)
+    again = History.load(history.dump())
+    assert again == history
+    assert check(again) == check(history) != []

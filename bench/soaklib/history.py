@@ -81,3 +81,15 @@ class History:
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=1, default=str)
+
+    @classmethod
+    def load(cls, text: str) -> History:
+        """A history `dump` wrote (`python bench/soak.py --check history.json` checks it again)."""
+        data = json.loads(text)
+        history = cls(**{k: v for k, v in data.items() if k not in ("ops", "faults", "jobs_seen", "tasks_seen")})
+        history.ops = [Op(**op) for op in data["ops"]]
+        history.faults = [FaultEvent(**fault) for fault in data["faults"]]
+        history.jobs_seen = [Sighting(**s) for s in data["jobs_seen"]]
+        history.tasks_seen = [Sighting(**s) for s in data["tasks_seen"]]
+        history.ready = {int(replica): why for replica, why in data["ready"].items()}
+        return history
