@@ -14,6 +14,7 @@ calls around it, and the exit code is 1. Everything runs on loopback and is stop
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -44,12 +45,21 @@ def main() -> int:
         parser.error("--minutes must be more than 0 and at most 120")
     if args.allowances:
         check_allowances_supported()
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped like Ctrl-C: everything started is stopped first
     run_dir = Path(tempfile.mkdtemp(prefix="cutout-soak-"))
-    history = anyio.run(
-        soak, args.minutes, args.seed, settings_for(run_dir, args.minutes, args.budget, args.allowances)
-    )
+    try:
+        history = anyio.run(
+            soak, args.minutes, args.seed, settings_for(run_dir, args.minutes, args.budget, args.allowances)
+        )
+    except KeyboardInterrupt:
+        print(f"soak interrupted; every process it started is stopped (run folder: {run_dir})", file=sys.stderr)
+        return 130
     (run_dir / "history.json").write_text(history.dump())
     return report(history, run_dir, keep=args.keep)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def report(history: History, run_dir: Path | None, *, keep: bool) -> int:
