@@ -17,6 +17,7 @@ class Injector:
         self.cluster = cluster
         self.log = log
         self.down: set[int] = set()
+        self.output_down = False
 
     async def run(self, plan: list[Planned], started: float) -> None:
         """Each fault at its time; stopped things come back after their pause, in the background."""
@@ -31,12 +32,16 @@ class Injector:
                     tg.start_soon(self.outage, planned)
 
     async def outage(self, planned: Planned) -> None:
-        if planned.kind in ("kill9", "sigterm"):
-            await self.stop_replica(planned)
-        elif planned.kind == "postgres_restart":
-            await self.restart_postgres(planned)
-        else:
-            await self.unwritable_output(planned)
+        """One outage; one that cannot be caused is logged as skipped, never ends the run."""
+        try:
+            if planned.kind in ("kill9", "sigterm"):
+                await self.stop_replica(planned)
+            elif planned.kind == "postgres_restart":
+                await self.restart_postgres(planned)
+            else:
+                await self.unwritable_output(planned)
+        except OSError as exc:
+            self.log.append(FaultEvent(time.time(), planned.kind, f"could not be caused: {exc}", skipped=True))
 
     async def stop_replica(self, planned: Planned) -> None:
         index = planned.replica
@@ -75,6 +80,10 @@ class Injector:
         """The output folder replaced by a file (root writes through any mode bits), then put back."""
         folder = self.cluster.output_dir
         away = folder.with_name("output.away")
+        if self.output_down:
+            self.log.append(FaultEvent(time.time(), planned.kind, "already unwritable", skipped=True))
+            return
+        self.output_down = True
         event = FaultEvent(time.time(), planned.kind, f"for {planned.pause} s")
         self.log.append(event)
         folder.rename(away)
@@ -85,3 +94,4 @@ class Injector:
             folder.unlink()
             away.rename(folder)
             event.end = time.time()
+            self.output_down = False
