@@ -23,6 +23,7 @@ TOKENS = {
     "carol": "carol-soak-token-0123456789abcdef",
 }
 STOP_SECONDS = 15.0
+START_TRIES = 60
 
 
 @dataclass
@@ -121,6 +122,20 @@ class Cluster:
         process = self.processes[index]
         assert process is not None
         await wait_for_port(self.ports[index], process)
+
+    async def bring_up(self, index: int) -> None:
+        """Start a replica again as a supervisor would: one that exits at start-up (PostgreSQL is down, say,
+        which a replica refuses to start without) is started again a second later, up to START_TRIES times."""
+        for attempt in range(START_TRIES):
+            self.start_replica(index)
+            try:
+                await self.wait_replica(index)
+                return
+            except RuntimeError:
+                self.processes[index] = None
+                if attempt == START_TRIES - 1:
+                    raise
+                await anyio.sleep(1.0)
 
     def alive(self) -> list[int]:
         return [i for i, p in enumerate(self.processes) if p is not None and p.poll() is None]

@@ -30,8 +30,7 @@ async def restore(cluster: Cluster) -> None:
     await cluster.clear_sandbox_faults()
     for index, process in enumerate(cluster.processes):
         if process is None or process.poll() is not None:
-            cluster.start_replica(index)
-            await cluster.wait_replica(index)
+            await cluster.bring_up(index)
 
 
 async def sight_jobs(cluster: Cluster, history: History) -> None:

@@ -57,8 +57,7 @@ class Injector:
             event.detail += f"; exit code {code} after SIGTERM"
         try:
             await anyio.sleep(planned.pause)
-            self.cluster.start_replica(index)
-            await self.cluster.wait_replica(index)
+            await self.cluster.bring_up(index)
         finally:
             event.end = time.time()
             self.down.discard(index)
