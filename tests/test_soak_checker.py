@@ -166,3 +166,23 @@ def test_a_kept_history_reads_back_the_same_for_checking_again() -> None:
     again = History.load(history.dump())
     assert again == history
     assert check(again) == check(history) != []
+
+
+def test_objects_kept_by_design_are_not_leftovers_but_others_are() -> None:
+    history = clean()
+    history.ops[2].image = "red/path"  # interrupted after sending: a lost job may still fetch red's copy
+    history.staged_contents = {"staged/red.jpg": "red", "staged/blue.jpg": "blue"}
+    failed_delete = "uploads/" + "D" * 32 + "/cat.jpg"
+    history.sandbox["fault_log"].append(
+        {
+            "at": T0 + 30,
+            "path": f"/staging/{failed_delete}",
+            "method": "DELETE",
+            "kind": "http_error",
+            "after": False,
+            "charged_id": None,
+        }
+    )
+    history.sandbox["staged_objects"] = ["staged/red.jpg", failed_delete, "staged/blue.jpg"]
+    found = check(history)
+    assert [v.message for v in found] == ["staged object staged/blue.jpg left after its jobs ended"]

@@ -4,6 +4,8 @@ replicas and check that nothing was left running or connected."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import signal
 import time
 from typing import Any
@@ -116,7 +118,22 @@ async def read_ledger(url: str) -> list[dict[str, Any]]:
         return list(await cur.fetchall())
 
 
-async def wind_down(cluster: Cluster, history: History) -> None:
+async def staged_contents(url: str, pictures: dict[str, bytes]) -> dict[str, str]:
+    """Which staged key holds which picture: the servers name content by an HMAC under their shared secret."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT value FROM secrets WHERE name = 'staging-content-key'")
+        row = await cur.fetchone()
+    if row is None:
+        return {}
+    secret = bytes(row[0])
+    found = {}
+    for name, data in pictures.items():
+        digest = hmac.new(secret, data, hashlib.sha256).hexdigest()
+        found[f"staged/{digest}.jpg"] = name
+    return found
+
+
+async def wind_down(cluster: Cluster, history: History, pictures: dict[str, bytes]) -> None:
     """Let every sandbox job end, check every job and task everywhere, read both records, stop the replicas."""
     for _ in range(int(SETTLE_SECONDS / 0.5)):
         if not await _jobs_running(cluster):
@@ -132,6 +149,7 @@ async def wind_down(cluster: Cluster, history: History) -> None:
         )
     history.sandbox = await cluster.sandbox_stats()
     history.charges = await read_ledger(cluster.database_url)
+    history.staged_contents = await staged_contents(cluster.database_url, pictures)
     for index in range(len(cluster.ports)):
         code = await cluster.stop_replica(index, signal.SIGTERM)
         if code != 0:

@@ -76,6 +76,8 @@ class History:
     tasks_seen: list[Sighting] = field(default_factory=list)
     ready: dict[int, str] = field(default_factory=dict)
     """Per replica: "ok" or what went wrong when it was asked to answer at the end."""
+    staged_contents: dict[str, str] = field(default_factory=dict)
+    """Staged object key -> the picture whose content it holds (computed with the servers' shared secret)."""
     leaks: list[str] = field(default_factory=list)
     """Processes or database connections left over, as found at the end."""
 

@@ -35,7 +35,7 @@ async def soak(minutes: float, seed: int, settings: Settings) -> History:
             await run_clients(shared, seed, CLIENTS_PER_PRINCIPAL, history.started + seconds)
         history.ops = shared.ops
         await restore(cluster)
-        await wind_down(cluster, history)
+        await wind_down(cluster, history, shared.picture_bytes)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(cluster.stop)
