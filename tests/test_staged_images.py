@@ -520,3 +520,54 @@ async def test_a_data_uri_over_10_mb_is_refused_naming_the_decoded_rule_and_cost
     assert cutout.sent == [], "nothing reached cutout.pro"
     assert cutout.edit_urls == []
     assert store.objects == {}, "nothing was staged"
+
+
+async def test_a_second_upload_of_the_same_content_answered_by_the_unfinished_job_is_not_left_behind(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    """Two clients upload the same picture and make the same call: the second is answered by the first's job,
+    free. Nothing records the second upload, so it goes at once; the first goes with its job."""
+    store = MemoryStore()
+    first_upload, second_upload = f"{UPLOADS_U}/cat.jpg", f"{UPLOADS_X}/cat.jpg"
+    for upload in (first_upload, second_upload):
+        await store.put(upload, (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    async with connect(local, clock, store) as client:
+        first = await client.call_tool(
+            "generate_video", {"image_url": f"upload:{first_upload}", "prompt": "blink", "wait_seconds": 0}
+        )
+        second = await client.call_tool(
+            "generate_video", {"image_url": f"upload:{second_upload}", "prompt": "blink", "wait_seconds": 0}
+        )
+        assert second_upload not in store.objects, "answered by the unfinished job: nothing else needs it"
+        assert first_upload in store.objects, "the job's own upload stays while the job runs (a repeated call)"
+        cutout.status[JOB_ID] = 1
+        await client.call_tool("get_video_result", {"id": JOB_ID})
+    assert first.structured_content is not None
+    assert second.structured_content is not None
+    assert (second.structured_content["id"], second.structured_content["credits_charged"]) == (JOB_ID, 0)
+    assert len(cutout.sent) == 1
+    assert [key for key in store.objects if key.startswith("uploads/")] == []
+    assert store.staged() == []
+
+
+async def test_an_upload_goes_with_its_job_even_while_another_job_holds_the_same_content(
+    local: Settings, pictures: Path, clock: FakeClock, cutout: Upstream
+) -> None:
+    """The same picture, uploaded for one video and passed as a file for another: when the upload's job ends,
+    the upload goes, although the other job still holds the content (its end would never delete that upload)."""
+    store = MemoryStore()
+    upload = f"{UPLOADS_U}/cat.jpg"
+    await store.put(upload, (pictures / "cat.jpg").read_bytes(), "image/jpeg")
+    async with connect(local, clock, store) as client:
+        await client.call_tool("generate_video", {"image_url": f"upload:{upload}", "prompt": "one", "wait_seconds": 0})
+        await client.call_tool(
+            "generate_video", {"image_url": str(pictures / "cat.jpg"), "prompt": "two", "wait_seconds": 0}
+        )
+        cutout.status[JOB_ID] = 1
+        await client.call_tool("get_video_result", {"id": JOB_ID})
+        assert upload not in store.objects, "no unfinished job was made from the upload"
+        assert len(store.staged()) == 1, "the content stays for the unfinished job"
+        cutout.status[SECOND_JOB] = 1
+        await client.call_tool("get_video_result", {"id": SECOND_JOB})
+    assert len(cutout.sent) == 2
+    assert store.objects == {}

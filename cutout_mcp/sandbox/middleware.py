@@ -7,6 +7,7 @@ looks like from the client's side.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import anyio
@@ -44,7 +45,9 @@ class SandboxMiddleware:
         if fault is None:
             await self.app(scope, receive, send)
             return
-        if not fault.fires_after(scope.get("method", "GET")):
+        method = scope.get("method", "GET")
+        if not fault.fires_after(method):
+            self.state.log_fault(fault, path, method, after=False, charged_id=None)
             if fault.kind == "slow":
                 await anyio.sleep(fault.delay)
                 await self.app(scope, receive, send)
@@ -57,12 +60,27 @@ class SandboxMiddleware:
             captured.append(message)
 
         await self.app(scope, receive, capture)
+        self.state.log_fault(fault, path, method, after=True, charged_id=_charged_id(path, captured))
         if fault.kind == "slow":
             await anyio.sleep(fault.delay)
             for message in captured:
                 await send(message)
         else:
             await _emit(fault, send, captured)
+
+
+def _charged_id(path: str, captured: list[Message]) -> int | None:
+    """The job or edit id a processed POST created (and charged), read from the answer the fault replaces."""
+    if path not in API_PATHS or not any(m["type"] == "http.response.start" and m["status"] == 200 for m in captured):
+        return None
+    try:
+        body = json.loads(_captured_body(captured))
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) and body.get("code") == 0 else None
+    if isinstance(data, dict):
+        data = data.get("id")
+    return data if isinstance(data, int) and not isinstance(data, bool) else None
 
 
 def _captured_body(captured: list[Message] | None) -> bytes:

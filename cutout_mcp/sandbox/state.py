@@ -27,7 +27,7 @@ from cutout_mcp.sandbox.envelope import (
     VIDEO_SUCCEEDED,
     ApiError,
 )
-from cutout_mcp.sandbox.faults import Faults
+from cutout_mcp.sandbox.faults import Fault, Faults
 from cutout_mcp.sandbox.media import VideoExt, av_available
 from cutout_mcp.sandbox.paths import counter_key
 from cutout_mcp.sandbox.records import FAIL_AT_FRACTION, EditRecord, Progress, VideoJob
@@ -62,6 +62,21 @@ class SandboxState:
         self.charges = 0
         """Number of calls that were charged."""
         self.credits_spent = 0
+        self.fault_log: list[dict[str, object]] = []
+        """Every fault applied: when, to which request, and the job or edit it charged (when it fired after)."""
+
+    def log_fault(self, fault: Fault, path: str, method: str, *, after: bool, charged_id: int | None) -> None:
+        """Remember one applied fault, so a test (or a soak) can tell the charges whose answer was lost."""
+        self.fault_log.append(
+            {
+                "at": self.clock.now(),
+                "path": path,
+                "method": method.upper(),
+                "kind": fault.kind,
+                "after": after,
+                "charged_id": charged_id,
+            }
+        )
 
     def reset(self, balance: int | None = None) -> None:
         """Forget jobs, edits, counters, faults and cached media; refill the balance."""
@@ -75,6 +90,7 @@ class SandboxState:
         self.balance = self.config.balance if balance is None else balance
         self.charges = 0
         self.credits_spent = 0
+        self.fault_log.clear()
 
     def count_request(self, path: str) -> None:
         self.requests[counter_key(path)] += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cutout_mcp import catalog
 from cutout_mcp.clock import ManualClock
 from cutout_mcp.sandbox.envelope import EDIT_FAILED, EDIT_FAILED_MSG, EDIT_SUCCEEDED, now_ms
 
@@ -70,6 +71,8 @@ def stats(state: SandboxState) -> dict[str, Any]:
                 "wait_number": progress.wait_number,
                 "image_url": job.image_url,
                 "prompt": job.prompt,
+                "created_at": job.created_at,
+                "ends_at": job.end,
             }
         )
     edits = [
@@ -78,6 +81,9 @@ def stats(state: SandboxState) -> dict[str, Any]:
             "model": r.model,
             "aspect_ratio": r.aspect_ratio,
             "status": EDIT_FAILED if r.failed else EDIT_SUCCEEDED,
+            "prompt": r.prompt,
+            "credits": catalog.edit_model(r.model).credits,
+            "created_at": r.created_at,
         }
         for r in state.edits.values()
     ]
@@ -90,6 +96,7 @@ def stats(state: SandboxState) -> dict[str, Any]:
         "edits": edits,
         "pending_faults": [f.to_json() for f in state.faults.pending],
         "faults_fired": state.faults.fired,
+        "fault_log": list(state.fault_log),
         "clock": "manual" if isinstance(state.clock, ManualClock) else "system",
         "now": now_ms(state.clock),
         "video_format": state.video_ext,

@@ -120,3 +120,20 @@ async def test_faulted_requests_are_counted(client: httpx.AsyncClient, state: Sa
     await client.post(GENERATE, json={"imageUrl": SAMPLE})
     assert state.requests[GENERATE] == 2
     assert state.charges == 2
+
+
+async def test_the_fault_log_names_the_charge_whose_answer_was_lost(
+    client: httpx.AsyncClient, state: SandboxState
+) -> None:
+    state.faults.disconnect(path=GENERATE)
+    state.faults.http_error(path=EDIT, status=502, after=False)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await client.post(GENERATE, json={"imageUrl": SAMPLE})
+    assert (await client.post(EDIT, json=edit_body())).status_code == 502
+    (job_id,) = state.jobs
+    lost, refused = state.fault_log
+    assert (lost["path"], lost["kind"], lost["after"], lost["charged_id"]) == (GENERATE, "disconnect", True, job_id)
+    assert (refused["path"], refused["after"], refused["charged_id"]) == (EDIT, False, None)
+    stats = (await client.get("/__sandbox__/stats")).json()
+    assert stats["fault_log"] == state.fault_log
+    assert stats["jobs"][0]["created_at"] < stats["jobs"][0]["ends_at"]

@@ -45,6 +45,7 @@ import anyio.to_thread
 from cutout_mcp.core.inputs.image_rules import EXTENSIONS
 from cutout_mcp.core.inputs.image_sources import STAGED_PREFIX, CheckedImage, ImageInput, RemoteImage
 from cutout_mcp.core.money.owners import THIS_PROCESS
+from cutout_mcp.core.results import ACTIVE_STATUSES
 from cutout_mcp.core.staging import ObjectStore, StagingError, upload_key
 from cutout_mcp.core.storage import Guard, Storage, StorageError
 from cutout_mcp.logs import PRESIGNED
@@ -65,6 +66,8 @@ LOCK_SECONDS = 5.0
 LOCK_POLL_SECONDS = 0.01
 SWEEP_SECONDS = 5.0
 """Bound on one sweep (start-up, `list_video_jobs`); it stops at the first failure, and the next one goes on."""
+UNFINISHED_LOOKUP = 200
+"""Unfinished jobs of one caller looked through for those made from an upload (per status)."""
 STAGED_LABEL = "(a staged image)"
 """Shown for a staged URL upstream echoes when the ledger does not know the job."""
 
@@ -204,6 +207,24 @@ class StagedImages:
                 continue
             await self._delete(key, image.label)
 
+    async def drop_upload_answered_by(self, image: PlannedImage, job_id: int) -> None:
+        """An identical unfinished job `job_id` answered a call made from an upload: delete that upload unless
+        it is the one the job was made from; never raises.
+
+        No job records this upload, so nothing would delete it when the job finishes; its content is held by
+        the job's own staged copy (and the job's own upload stays, for a repeated call)."""
+        key = image.image.upload_key if image.image is not None else None
+        if key is None or self.store is None:
+            return
+        try:
+            owner = await self.ledger.owner(job_id)
+            job = None if owner is None else await self.ledger.get_job(owner, job_id)
+        except Exception:
+            logger.warning("Could not read the source of video job %s; the upload is kept", job_id, exc_info=True)
+            return
+        if job is not None and upload_key(job.image_url) != key:
+            await self._delete(key, image.label)
+
     async def _in_use(self, staged_key: str) -> bool:
         """Whether an unfinished job holds `staged_key`; True when the ledger cannot say (kept is safe: the
         bucket's lifecycle rule removes what is left)."""
@@ -251,19 +272,30 @@ class StagedImages:
             return
         if key is not None:
             await self.release(key)
-            await self._drop_upload_of(job_id, key)
+            await self._drop_upload_of(job_id)
 
-    async def _drop_upload_of(self, job_id: int, staged_key: str) -> None:
-        """Delete the upload a finished video job was made from, once no unfinished job holds its content."""
+    async def _drop_upload_of(self, job_id: int) -> None:
+        """Delete the upload a finished video job was made from, unless an unfinished job was made from that same
+        upload (its call, repeated, must still read it; that job's end deletes it). Another job holding the same
+        content by another route does not keep it: nothing would delete it when that one ends."""
         try:
             owner = await self.ledger.owner(job_id)
             job = None if owner is None else await self.ledger.get_job(owner, job_id)
+            upload = None if job is None else upload_key(job.image_url)
+            if owner is None or job is None or upload is None or await self._made_from(owner, job.image_url):
+                return
         except Exception:
             logger.warning("Could not read the source of video job %s", job_id, exc_info=True)
             return
-        upload = None if job is None else upload_key(job.image_url)
-        if job is not None and upload is not None and not await self._in_use(staged_key):
-            await self._delete(upload, job.image_url)
+        await self._delete(upload, job.image_url)
+
+    async def _made_from(self, owner: str, image_url: str) -> bool:
+        """Whether an unfinished job of `owner` was made from `image_url` (an `upload:` reference)."""
+        for status in ACTIVE_STATUSES:
+            jobs = await self.ledger.list_jobs(owner, status, limit=UNFINISHED_LOOKUP)
+            if any(job.image_url == image_url for job in jobs):
+                return True
+        return False
 
     async def sweep(self) -> None:
         """Release what finished jobs still hold (after a restart, a failed delete, another replica's crash)."""

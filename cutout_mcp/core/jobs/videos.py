@@ -158,7 +158,10 @@ async def submit_video(app: AppContext, principal: str, plan: VideoPlan, consent
     finally:
         if image.staged_key is not None and not used:
             await app.staged.release(image.staged_key)
-    await app.staged.drop_uploads([image])
+    if paid.credits == 0:  # an identical unfinished job answered: nothing will record this call's upload
+        await app.staged.drop_upload_answered_by(image, paid.value)
+    else:
+        await app.staged.drop_uploads([image])
     return paid
 
 

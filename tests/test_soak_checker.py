@@ -1,0 +1,188 @@
+"""The soak's invariant checker on small histories made by hand: a clean one passes, and each planted
+violation is caught (so a soak reporting zero violations means something)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bench.soaklib.checker import check
+from bench.soaklib.history import FaultEvent, History, Op, Sighting
+
+T0 = 1_800_000_000.0
+ALICE = '["alice",null,"alice"]'
+
+
+def clean() -> History:
+    """Alice made one video (paid, 5 credits) and one identical call answered free; an after-fault lost the
+    answer of a second video, which the ledger holds as 'may have been charged'."""
+    h = History(seed=3, budget=20, http_timeout=3.0, started=T0, ended=T0 + 60)
+    h.ops = [
+        Op(
+            0,
+            "alice0",
+            "alice",
+            "generate_video",
+            "identical",
+            T0 + 1,
+            prompt="alice: same sample",
+            end=T0 + 2,
+            outcome="ok",
+            job_id=101,
+            credits_charged=5,
+            status="queued",
+        ),
+        Op(
+            1,
+            "alice1",
+            "alice",
+            "generate_video",
+            "identical",
+            T0 + 2,
+            prompt="alice: same sample",
+            end=T0 + 3,
+            outcome="ok",
+            job_id=101,
+            credits_charged=0,
+            status="queued",
+        ),
+        Op(
+            2,
+            "alice0",
+            "alice",
+            "generate_video",
+            "new",
+            T0 + 20,
+            prompt="alice: new 2",
+            end=T0 + 21,
+            outcome="tool_error",
+            text="cutout.pro's answer was lost; it may have been charged",
+        ),
+    ]
+    h.sandbox = {
+        "credits_spent": 10,
+        "jobs": [
+            {"id": 101, "prompt": "alice: same sample", "created_at": T0 + 1.5, "ends_at": T0 + 6},
+            {"id": 102, "prompt": "alice: new 2", "created_at": T0 + 20.5, "ends_at": T0 + 25},
+        ],
+        "edits": [],
+        "fault_log": [
+            {
+                "at": T0 + 20.5,
+                "path": "/api/v2/imageToVideo/generate",
+                "method": "POST",
+                "kind": "disconnect",
+                "after": True,
+                "charged_id": 102,
+            }
+        ],
+        "staged_objects": [],
+    }
+    h.charges = [
+        {"seq": 1, "principal": ALICE, "kind": "video", "ref_id": 101, "credits": 5, "created_at": T0 + 1.4},
+        {"seq": 2, "principal": ALICE, "kind": "video", "ref_id": None, "credits": 5, "created_at": T0 + 20.4},
+    ]
+    h.ready = {0: "ok", 1: "ok"}
+    h.jobs_seen = [Sighting("alice", "101", replica, "succeeded") for replica in (0, 1)]
+    return h
+
+
+def test_a_clean_history_keeps_every_promise() -> None:
+    assert check(clean()) == []
+
+
+def plant_missing_charge(h: History) -> None:
+    h.charges.pop(1)  # cutout.pro charged job 102; the ledger forgot it
+
+
+def plant_double_submit(h: History) -> None:
+    h.sandbox["jobs"].append({"id": 103, "prompt": "alice: same sample", "created_at": T0 + 3, "ends_at": T0 + 8})
+    h.charges.append({"seq": 3, "principal": ALICE, "kind": "video", "ref_id": 103, "credits": 5, "created_at": T0 + 3})
+    h.sandbox["credits_spent"] = 15
+
+
+def plant_over_budget(h: History) -> None:
+    h.budget = 8
+
+
+def plant_phantom_certain_charge(h: History) -> None:
+    h.charges.append({"seq": 4, "principal": ALICE, "kind": "video", "ref_id": 999, "credits": 5, "created_at": T0 + 9})
+
+
+def plant_unexplained_maybe(h: History) -> None:
+    h.sandbox["fault_log"] = []
+    h.faults = [FaultEvent(T0 + 50, "kill9", "replica 0")]  # far from the charge at +20 s
+
+
+def plant_lost_job_on_a_replica(h: History) -> None:
+    h.jobs_seen[1] = Sighting("alice", "101", 1, None, error="Unknown job id")
+
+
+def plant_false_nothing_charged(h: History) -> None:
+    h.ops[2].text = "Refused before contacting cutout.pro. Nothing was charged."
+
+
+def plant_leftover_object(h: History) -> None:
+    h.sandbox["staged_objects"] = ["staged/abc.jpg"]
+
+
+def plant_leftover_upload(h: History) -> None:
+    h.ops[0].upload = "uploads/" + "U" * 32 + "/cat.jpg"  # the call that made job 101, which ended
+    h.sandbox["staged_objects"] = [h.ops[0].upload]
+
+
+def test_an_upload_only_refused_calls_used_is_kept_by_design() -> None:
+    history = clean()
+    history.ops[2].upload = "uploads/" + "R" * 32 + "/cat.jpg"
+    history.sandbox["staged_objects"] = [history.ops[2].upload]
+    assert check(history) == []
+
+
+@pytest.mark.parametrize(
+    ("plant", "invariant"),
+    [
+        (plant_missing_charge, "money"),
+        (plant_double_submit, "dedupe"),
+        (plant_over_budget, "budget"),
+        (plant_phantom_certain_charge, "money"),
+        (plant_unexplained_maybe, "money"),
+        (plant_lost_job_on_a_replica, "final"),
+        (plant_false_nothing_charged, "told"),
+        (plant_leftover_object, "staged"),
+        (plant_leftover_upload, "staged"),
+    ],
+)
+def test_a_planted_violation_is_caught(plant: Callable[[History], None], invariant: str) -> None:
+    history = clean()
+    plant(history)
+    found = check(history)
+    assert invariant in {v.invariant for v in found}, found
+
+
+def test_a_kept_history_reads_back_the_same_for_checking_again() -> None:
+    history = clean()
+    plant_double_submit(history)
+    again = History.load(history.dump())
+    assert again == history
+    assert check(again) == check(history) != []
+
+
+def test_objects_kept_by_design_are_not_leftovers_but_others_are() -> None:
+    history = clean()
+    history.ops[2].image = "red/path"  # interrupted after sending: a lost job may still fetch red's copy
+    history.staged_contents = {"staged/red.jpg": "red", "staged/blue.jpg": "blue"}
+    failed_delete = "uploads/" + "D" * 32 + "/cat.jpg"
+    history.sandbox["fault_log"].append(
+        {
+            "at": T0 + 30,
+            "path": f"/staging/{failed_delete}",
+            "method": "DELETE",
+            "kind": "http_error",
+            "after": False,
+            "charged_id": None,
+        }
+    )
+    history.sandbox["staged_objects"] = ["staged/red.jpg", failed_delete, "staged/blue.jpg"]
+    found = check(history)
+    assert [v.message for v in found] == ["staged object staged/blue.jpg left after its jobs ended"]
