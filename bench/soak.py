@@ -24,7 +24,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.soaklib.checker import check
-from bench.soaklib.cluster import check_allowances_supported, remove_run_dir
+from bench.soaklib.cluster import remove_run_dir
 from bench.soaklib.history import History
 from bench.soaklib.report import explain, summary
 from bench.soaklib.run import settings_for, soak
@@ -35,7 +35,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="how long the clients call (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="draws the faults and every client's calls")
     parser.add_argument("--budget", type=int, help="CUTOUT_CREDIT_BUDGET (default: runs out mid-run)")
-    parser.add_argument("--allowances", action="store_true", help="give each principal an allowance too")
+    parser.add_argument(
+        "--no-allowances",
+        dest="allowances",
+        action="store_false",
+        help="run under the budget alone (by default each principal has allowances: bench/soaklib/policy.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, history.json)")
     parser.add_argument("--check", type=Path, metavar="HISTORY", help="only check a kept run's history.json again")
     args = parser.parse_args()
@@ -43,8 +48,6 @@ def main() -> int:
         return report(History.load(args.check.read_text()), None, keep=True)
     if not 0 < args.minutes <= 120:
         parser.error("--minutes must be more than 0 and at most 120")
-    if args.allowances:
-        check_allowances_supported()
     signal.signal(signal.SIGTERM, _interrupt)  # stopped like Ctrl-C: everything started is stopped first
     run_dir = Path(tempfile.mkdtemp(prefix="cutout-soak-"))
     try:

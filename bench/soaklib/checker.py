@@ -3,53 +3,19 @@ charged, the ledger's charges, and what the clients were told. A pure function o
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from bench.soaklib.history import History
+from bench.soaklib.limit_checks import check_limits
+from bench.soaklib.records import Violation, ledger_principal, principal_of, sandbox_charges
 
 FINAL_JOB = {"succeeded", "failed"}
 FINAL_TASK = {"completed", "failed", "cancelled"}
 NOTHING_CHARGED = re.compile(r"nothing (?:was )?(?:sent|charged)|not sent:", re.IGNORECASE)
 SLACK = 5.0
 """Seconds of clock and scheduling slack around a fault when deciding whether it explains a charge."""
-
-
-@dataclass(frozen=True)
-class Violation:
-    invariant: str
-    message: str
-    at: float | None = None
-
-
-def principal_of(prompt: str | None) -> str:
-    """Every soak prompt starts with its caller's name: `alice: ...`."""
-    return (prompt or "").split(":", 1)[0]
-
-
-def ledger_principal(stored: str) -> str:
-    """The ledger names a token's principal as a JSON list whose first item is the token's name."""
-    if stored.startswith("["):
-        return str(json.loads(stored)[0])
-    return stored
-
-
-def sandbox_charges(h: History) -> dict[int, dict[str, Any]]:
-    """Every call cutout.pro charged, by job or edit id: kind, credits, when, prompt."""
-    found: dict[int, dict[str, Any]] = {}
-    for job in h.sandbox.get("jobs", []):
-        found[job["id"]] = {"kind": "video", "credits": 5, "at": job["created_at"], "prompt": job["prompt"]}
-    for edit in h.sandbox.get("edits", []):
-        found[edit["id"]] = {
-            "kind": "edit",
-            "credits": edit["credits"],
-            "at": edit["created_at"],
-            "prompt": edit["prompt"],
-        }
-    return found
 
 
 PAID_PATHS = ("/api/v2/imageToVideo/generate", "/api/v1/image/edit")
@@ -187,10 +153,6 @@ def check_budget(h: History) -> list[Violation]:
     spent = h.sandbox.get("credits_spent", 0)
     if spent > h.budget:
         out.append(Violation("budget", f"cutout.pro charged {spent} credits, past the budget of {h.budget}"))
-    for principal, allowance in (h.allowances or {}).items():
-        mine = sum(c["credits"] for c in sandbox_charges(h).values() if principal_of(c["prompt"]) == principal)
-        if mine > allowance:
-            out.append(Violation("budget", f"{principal} was charged {mine} credits, past the allowance {allowance}"))
     return out
 
 
@@ -258,6 +220,7 @@ def check(h: History) -> list[Violation]:
         *check_told(h),
         *check_no_double_submit(h),
         *check_budget(h),
+        *check_limits(h),
         *check_final_states(h),
         *check_leftovers(h),
     ]

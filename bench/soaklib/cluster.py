@@ -36,7 +36,12 @@ class Settings:
     http_timeout: float = 3.0
     job_seconds: float = 4.0
     shutdown_grace: float = 3.0
-    allowances: dict[str, int] | None = None
+    allowances: str | None = None
+    """The `CUTOUT_ALLOWANCES_FILE` text (bench/soaklib/policy.py), or None to run without allowances."""
+
+    @property
+    def allowances_file(self) -> Path:
+        return self.run_dir / "allowances.toml"
 
 
 @dataclass
@@ -66,6 +71,8 @@ class Cluster:
         self.database_url = await anyio.to_thread.run_sync(self.pg.new_database)
         for folder in (self.output_dir, self.pictures, self.settings.run_dir / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
+        if self.settings.allowances is not None:
+            self.settings.allowances_file.write_text(self.settings.allowances)
         port = free_port()
         args = ["sandbox", "--port", str(port), "--job-seconds", str(self.settings.job_seconds)]
         args += ["--queue-seconds", "0.5", "--queue-depth", "1", "--video-format", "gif"]
@@ -112,7 +119,9 @@ class Cluster:
             "CUTOUT_LOG_LEVEL": "WARNING",
             "CUTOUT_STATE_DIR": str(s.run_dir / "state"),
         }
-        return {**env, **allowance_env(s.allowances)}
+        if s.allowances is not None:
+            env["CUTOUT_ALLOWANCES_FILE"] = str(s.allowances_file)
+        return env
 
     def start_replica(self, index: int) -> None:
         args = ["--transport", "streamable-http", "--port", str(self.ports[index])]
@@ -191,23 +200,6 @@ class Cluster:
                 pg.stop()
             except Exception as exc:
                 print(f"soak: stopping PostgreSQL failed: {exc}")
-
-
-def allowance_env(allowances: dict[str, int] | None) -> dict[str, str]:
-    """The replicas' setting for per-principal allowances, when the soak runs with `--allowances`.
-
-    The one place that knows the setting's name and format: `check_allowances_supported` refuses the flag
-    while this cutout-mcp has no such setting."""
-    if not allowances:
-        return {}
-    return {"CUTOUT_CREDIT_ALLOWANCES": ",".join(f"{name}:{credits}" for name, credits in allowances.items())}
-
-
-def check_allowances_supported() -> None:
-    from cutout_mcp.config.environment import ENV_VARS
-
-    if "CUTOUT_CREDIT_ALLOWANCES" not in ENV_VARS.values():
-        raise SystemExit("--allowances: this cutout-mcp has no CUTOUT_CREDIT_ALLOWANCES setting yet")
 
 
 def remove_run_dir(path: Path) -> None:

@@ -114,7 +114,9 @@ async def connections(url: str) -> int:
 
 async def read_ledger(url: str) -> list[dict[str, Any]]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        cur = await conn.execute("SELECT seq, principal, kind, ref_id, credits, created_at FROM charges ORDER BY seq")
+        cur = await conn.execute(
+            "SELECT seq, principal, kind, ref_id, credits, created_at, session_id FROM charges ORDER BY seq"
+        )
         return list(await cur.fetchall())
 
 

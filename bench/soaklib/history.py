@@ -65,13 +65,15 @@ class History:
     http_timeout: float
     started: float = 0.0
     ended: float = 0.0
-    allowances: dict[str, int] | None = None
+    allowances: str | None = None
+    """The `CUTOUT_ALLOWANCES_FILE` text the replicas ran with (None: the budget alone)."""
     ops: list[Op] = field(default_factory=list)
     faults: list[FaultEvent] = field(default_factory=list)
     sandbox: dict[str, Any] = field(default_factory=dict)
     """The sandbox's `/__sandbox__/stats` at the end: jobs, edits, credits, fault log, staged objects."""
     charges: list[dict[str, Any]] = field(default_factory=list)
-    """The ledger's charges table: seq, principal, kind, ref_id (None: may have been charged), credits, created_at."""
+    """The ledger's charges table: seq, principal, kind, ref_id (None: may have been charged), credits,
+    created_at (when the charge was reserved, before sending) and session_id (the session cap's key)."""
     jobs_seen: list[Sighting] = field(default_factory=list)
     tasks_seen: list[Sighting] = field(default_factory=list)
     ready: dict[int, str] = field(default_factory=dict)

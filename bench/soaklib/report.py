@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.soaklib.checker import Violation
 from bench.soaklib.history import History
+from bench.soaklib.limit_checks import REFUSALS, policy_of, refused_by
+from bench.soaklib.records import Violation
+from cutout_mcp.config.allowances import principal_name
 
 AROUND = 10.0
 """Seconds of calls shown either side of a violation."""
@@ -24,9 +26,29 @@ def summary(h: History, violations: list[Violation]) -> str:
         f"cutout.pro charged {len(h.sandbox.get('jobs', []))} videos and {len(h.sandbox.get('edits', []))} edits, "
         f"{h.sandbox.get('credits_spent', 0)} credits; ledger: {len(h.charges)} charges, {maybe} may-have-been-charged",
         f"checked: {len(h.jobs_seen)} job and {len(h.tasks_seen)} task sightings on {len(h.ready)} replicas",
+        refusals(h),
         f"violations: {len(violations)}",
     ]
     return "\n".join(lines)
+
+
+def refusals(h: History) -> str:
+    """Paid calls refused before sending, by the limit that refused them, and how each session cap was met."""
+    by_limit = Counter(refused_by(op) for op in h.ops)
+    line = "refused before sending, by limit: " + ", ".join(f"{limit} {by_limit[limit]}" for limit in REFUSALS)
+    policy = policy_of(h)
+    if policy is None:
+        return line + " (no allowances)"
+    for name in ("alice", "bob", "carol"):
+        cap = policy.for_principal(name)[1].session_credits
+        if cap is not None:
+            mine = [c for c in h.charges if principal_name(c["principal"]) == name and c.get("session_id")]
+            sessions: Counter[str] = Counter()
+            for charge in mine:
+                sessions[charge["session_id"]] += charge["credits"]
+            most = max(sessions.values(), default=0)
+            line += f"; {name}'s charges in {len(sessions)} sessions, at most {most} credits in one (cap {cap})"
+    return line
 
 
 def explain(h: History, violation: Violation) -> str:

@@ -12,6 +12,7 @@ from bench.soaklib.cluster import Cluster, Settings
 from bench.soaklib.final import leftover_processes, restore, wind_down
 from bench.soaklib.history import History
 from bench.soaklib.inject import Injector
+from bench.soaklib.policy import allowances_toml, budget_for
 from bench.soaklib.schedule import draw
 from bench.soaklib.workload import Shared, make_pictures, run_clients
 
@@ -45,10 +46,6 @@ async def soak(minutes: float, seed: int, settings: Settings) -> History:
 
 
 def settings_for(run_dir: Path, minutes: float, budget: int | None, allowances: bool) -> Settings:
-    """The budget runs out mid-run: about half of what the clients would spend unbounded."""
-    chosen = budget if budget is not None else int(BUDGET_PER_MINUTE * minutes)
-    shares = {"alice": chosen // 2, "bob": chosen // 3, "carol": chosen // 4} if allowances else None
-    return Settings(run_dir, budget=chosen, allowances=shares)
-
-
-BUDGET_PER_MINUTE = 120
+    """The budget runs out mid-run, and with allowances each principal meets its own limits first."""
+    chosen = budget if budget is not None else budget_for(minutes, allowances)
+    return Settings(run_dir, budget=chosen, allowances=allowances_toml(minutes, chosen) if allowances else None)

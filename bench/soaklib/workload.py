@@ -20,7 +20,8 @@ from mcp import Client
 
 from bench.soaklib.connect import connect
 from bench.soaklib.history import Op
-from cutout_mcp.server.tasks import CreateTaskResult
+from bench.soaklib.policy import LEGACY_CLIENTS
+from cutout_mcp.server.tasks.wire import CreateTaskResult
 
 CALL_SECONDS = 45.0
 """Bound on one tool call (waits are at most 3 s, a hung upstream answer trips the HTTP timeout)."""
@@ -34,6 +35,8 @@ MIX: dict[str, int] = {
     "list": 10,
     "task": 7,
 }
+SESSION_CALLS = (4, 12)
+"""How many calls a legacy client makes in one session, drawn from this range."""
 EDIT_MODELS = ("gpt-image-1", "gemini-2.5-flash-image", "qwen-image-edit-plus")
 PICTURES = {"red": (200, 40, 40), "blue": (40, 60, 200)}
 
@@ -71,8 +74,10 @@ class Shared:
 class Caller:
     """One client: a principal, a seeded generator, and a connection it reopens after a transport error."""
 
-    def __init__(self, shared: Shared, name: str, principal: str, rng: random.Random) -> None:
+    def __init__(self, shared: Shared, name: str, principal: str, rng: random.Random, *, legacy: bool = False) -> None:
         self.shared, self.name, self.principal, self.rng = shared, name, principal, rng
+        self.legacy = legacy
+        """Speaks 2025-11-25: one session per connection, a new one every few calls (`SESSION_CALLS`)."""
         self.client: Client | None = None
 
     async def image(self, content: str) -> str:
@@ -99,9 +104,10 @@ class Caller:
     async def run(self, deadline: float) -> None:
         """Calls until `deadline`; a call that breaks the connection (its replica died) opens a new one."""
         while time.time() < deadline:
+            first = self.rng.randrange(len(self.shared.ports)) if self.legacy else 0
             try:
                 with anyio.fail_after(max(1.0, deadline - time.time()) + CALL_SECONDS + 15):
-                    async with connect(self.shared.ports, self.principal) as client:
+                    async with connect(self.shared.ports, self.principal, legacy=self.legacy, first=first) as client:
                         self.client = client
                         await self.calls(deadline)
             except Exception:  # recorded in the op; the connection may be gone with its replica
@@ -110,10 +116,13 @@ class Caller:
                 self.client = None
 
     async def calls(self, deadline: float) -> None:
+        """Calls until `deadline`; a legacy client ends its session (its connection) after a few calls."""
         kinds, weights = list(MIX), list(MIX.values())
-        while time.time() < deadline:
+        left = self.rng.randint(*SESSION_CALLS) if self.legacy else -1
+        while time.time() < deadline and left != 0:
             await self.one(self.rng.choices(kinds, weights)[0])
             await anyio.sleep(self.rng.uniform(0.1, 0.6))
+            left -= 1
 
     async def one(self, kind: str) -> None:
         p, rng = self.principal, self.rng
@@ -214,9 +223,11 @@ def route_of(args: dict[str, Any]) -> str:
 
 
 async def run_clients(shared: Shared, seed: int, per_principal: int, deadline: float) -> None:
-    """Two (or `per_principal`) clients for each principal, each with its own generator from the seed."""
+    """Two (or `per_principal`) clients for each principal, each with its own generator from the seed;
+    those in `LEGACY_CLIENTS` speak 2025-11-25."""
     async with anyio.create_task_group() as tg:
         for principal in ("alice", "bob", "carol"):
             for n in range(per_principal):
                 name = f"{principal}{n}"
-                tg.start_soon(Caller(shared, name, principal, random.Random(f"{seed}:{name}")).run, deadline)
+                caller = Caller(shared, name, principal, random.Random(f"{seed}:{name}"), legacy=name in LEGACY_CLIENTS)
+                tg.start_soon(caller.run, deadline)

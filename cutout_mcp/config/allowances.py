@@ -115,11 +115,6 @@ def load_policy(settings: Settings) -> AllowancePolicy | None:
 
 def read_policy_file(path: Path) -> AllowancePolicy:
     """Parse the TOML policy file; every problem is one ConfigError naming the file and the key or line."""
-    if sys.version_info >= (3, 11):  # imported only when a policy file is set
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-
     where = f"{FILE_VAR} {path}"
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,6 +122,18 @@ def read_policy_file(path: Path) -> AllowancePolicy:
         raise ConfigError(f"{where}: no such file.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot be read ({type(exc).__name__}).") from None
+    return parse_policy(text, where)
+
+
+def parse_policy(text: str, where: str) -> AllowancePolicy:
+    """A policy from its TOML text; `where` (the file, as messages name it) starts every ConfigError.
+
+    Also how a reader of the ledger (the soak's checker) gets the limits exactly as the server does."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
