@@ -9,6 +9,7 @@ import pytest
 
 from bench.soaklib.checker import check
 from bench.soaklib.history import FaultEvent, History, Op, Sighting
+from bench.soaklib.report import summary
 
 T0 = 1_800_000_000.0
 ALICE = '["alice",null,"alice"]'
@@ -186,3 +187,120 @@ def test_objects_kept_by_design_are_not_leftovers_but_others_are() -> None:
     history.sandbox["staged_objects"] = ["staged/red.jpg", failed_delete, "staged/blue.jpg"]
     found = check(history)
     assert [v.message for v in found] == ["staged object staged/blue.jpg left after its jobs ended"]
+
+
+LIMITS = """
+[default]
+credits = 100
+
+[principals.alice]
+credits = 10
+period = "60s"
+paid_calls_per_minute = 2
+session_credits = 5
+"""
+"""Alice's two charges in `clean()` (+1.4 s and +20.4 s, T0 a multiple of 60) fill her 60 s window and her
+rate exactly; each was made in a session of its own."""
+
+
+def limited() -> History:
+    h = clean()
+    h.allowances = LIMITS
+    h.charges[0]["session_id"], h.charges[1]["session_id"] = "s1", "s2"
+    return h
+
+
+def add_edit(h: History, reserved: float, arrived: float, *, principal: str = ALICE, session: str = "s3") -> None:
+    """A 4-credit edit cutout.pro charged, and its certain ledger entry."""
+    h.sandbox["edits"].append({"id": 104, "credits": 4, "created_at": arrived, "prompt": "alice: edit 3"})
+    h.sandbox["credits_spent"] += 4
+    h.charges.append(
+        {
+            "seq": 3,
+            "principal": principal,
+            "kind": "edit",
+            "ref_id": 104,
+            "credits": 4,
+            "created_at": reserved,
+            "session_id": session,
+        }
+    )
+
+
+def test_a_history_at_every_limit_but_past_none_keeps_every_promise() -> None:
+    h = limited()
+    add_edit(h, reserved=T0 + 80.5, arrived=T0 + 80.7)  # the next window; 60 s after +20.4
+    h.budget = 30
+    assert check(h) == []
+
+
+def test_a_charge_counts_in_the_window_it_was_reserved_in_not_the_one_cutout_pro_received_it_in() -> None:
+    """The server's window is the reservation's. Reserved at +59.9 s in alice's full first window, received
+    at +60.1 s: past the allowance on cutout.pro's side too. Reserved at -0.2 s (the window before, empty),
+    received at +0.1 s: within it, though cutout.pro's clock puts it in the full window."""
+    late = limited()
+    late.allowances = LIMITS.replace("paid_calls_per_minute = 2", "paid_calls_per_minute = 5")
+    late.budget = 30
+    add_edit(late, reserved=T0 + 59.9, arrived=T0 + 60.1)
+    found = check(late)
+    assert {v.invariant for v in found} == {"allowance"}
+    assert any(v.message.startswith("cutout.pro charged 14 credits of alice") for v in found), found
+    early = limited()
+    early.allowances = late.allowances
+    early.budget = 30
+    add_edit(early, reserved=T0 - 0.2, arrived=T0 + 0.1)
+    assert check(early) == []
+
+
+def plant_over_allowance(h: History) -> None:
+    h.allowances = LIMITS.replace("credits = 10", "credits = 9")
+
+
+def plant_over_rate(h: History) -> None:
+    h.allowances = LIMITS.replace("paid_calls_per_minute = 2", "paid_calls_per_minute = 1")
+
+
+def plant_third_call_in_a_minute(h: History) -> None:
+    h.allowances = LIMITS.replace("credits = 10", "credits = 20")
+    h.budget = 30
+    add_edit(h, reserved=T0 + 61.3, arrived=T0 + 61.5)  # +20.4 and +1.4 are within 60 s of it
+
+
+def plant_over_session(h: History) -> None:
+    h.charges[1]["session_id"] = "s1"
+
+
+def plant_charged_after_refusal(h: History) -> None:
+    h.ops[2].text = (
+        "Refused before contacting cutout.pro: this call costs 5 credits, but alice's allowance of 10 credits "
+        "per 60s has 0 left (10 used this period). It renews at 2027-01-15T08:01:00Z."
+    )
+
+
+def plant_charged_to_another(h: History) -> None:
+    h.charges[0]["principal"] = '["bob",null,"bob"]'
+
+
+@pytest.mark.parametrize(
+    ("plant", "invariant"),
+    [
+        (plant_over_allowance, "allowance"),
+        (plant_over_rate, "rate"),
+        (plant_third_call_in_a_minute, "rate"),
+        (plant_over_session, "session"),
+        (plant_charged_after_refusal, "refused"),
+        (plant_charged_to_another, "allowance"),
+    ],
+)
+def test_a_planted_limit_violation_is_caught(plant: Callable[[History], None], invariant: str) -> None:
+    history = limited()
+    plant(history)
+    found = check(history)
+    assert invariant in {v.invariant for v in found}, found
+
+
+def test_refusals_are_counted_by_the_limit_that_refused() -> None:
+    history = limited()
+    history.ops[2].text = "Refused before contacting cutout.pro: ... may start 2 paid calls per minute and ..."
+    history.ops[1].outcome, history.ops[1].text = "tool_error", "... the session cap of 5 credits has 0 left ..."
+    assert "allowance 0, session 1, rate 1, budget 0" in summary(history, check(history))
