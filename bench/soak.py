@@ -2,7 +2,8 @@
 
 Starts a throwaway PostgreSQL, the sandbox as cutout.pro (`cutout-mcp sandbox`) and three
 `cutout-mcp` replicas over streamable HTTP sharing the database, with a credit budget that runs out
-mid-run. Six clients (two per principal) call for the whole run while a schedule drawn from the seed
+mid-run and an allowances file that gives each principal limits of its own (bench/soaklib/policy.py).
+Six clients (two per principal) call for the whole run while a schedule drawn from the seed
 kills (-9) and stops (SIGTERM) replicas, restarts PostgreSQL, and makes the sandbox answer 5xx, hang,
 drop or garble answers and fail its store, and makes the output folder unwritable. Then every
 invariant is checked (bench/soaklib/checker.py); a violation prints the seed, the fault log and the
@@ -14,6 +15,7 @@ calls around it, and the exit code is 1. Everything runs on loopback and is stop
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import tempfile
@@ -48,6 +50,8 @@ def main() -> int:
         return report(History.load(args.check.read_text()), None, keep=True)
     if not 0 < args.minutes <= 120:
         parser.error("--minutes must be more than 0 and at most 120")
+    # a 2025-11-25 session whose replica was restarted is gone: closing it is answered 404, as expected
+    logging.getLogger("mcp.client.streamable_http").setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, _interrupt)  # stopped like Ctrl-C: everything started is stopped first
     run_dir = Path(tempfile.mkdtemp(prefix="cutout-soak-"))
     try:
