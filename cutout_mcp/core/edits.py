@@ -104,6 +104,7 @@ async def edit_image(
                 record,
                 consent=consent,
                 session=plan.session,
+                detail=entry.name,
             )
     except CutoutError as exc:
         keep = exc.may_have_charged and not isinstance(exc, UpstreamError)  # not answered: may still fetch

@@ -98,6 +98,16 @@ class Dedupe(Generic[T]):
 
 
 @dataclass(frozen=True)
+class _Charge:
+    """What one paid call reserves: its kind and price, the session it counts in, what it buys."""
+
+    kind: ChargeKind
+    credits: int
+    session: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
 class Paid(Generic[T]):
     value: T
     credits: int
@@ -133,13 +143,17 @@ class PaidCalls:
         dedupe: Dedupe[T] | None = None,
         consent: Consent | None = None,
         session: str | None = None,
+        detail: str | None = None,
     ) -> Paid[T]:
         """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought.
 
-        `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts."""
+        `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts;
+        `detail` (an edit's model) is stored with the charge from the start, so it is known even when the
+        call's outcome never is."""
+        charge = _Charge(kind, credits, session, detail)
         if dedupe is None:
             check_consent(self.confirm_above, credits, consent)
-            return await self._pay(principal, kind, credits, send, record, None, session)
+            return await self._pay(principal, charge, send, record, None)
         key = guard_key(principal, kind, dedupe.key)
         async with self.guards.hold(key):
             existing = await dedupe.find()
@@ -152,7 +166,7 @@ class PaidCalls:
                 if existing is not None:
                     return Paid(existing, 0)
                 check_consent(self.confirm_above, credits, consent)
-                return await self._pay(principal, kind, credits, send, record, guard, session)
+                return await self._pay(principal, charge, send, record, guard)
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -192,17 +206,16 @@ class PaidCalls:
     async def _pay(
         self,
         principal: str,
-        kind: ChargeKind,
-        credits: int,
+        what: _Charge,
         send: Callable[[], Awaitable[T]],
         record: Callable[[int, T], Awaitable[None]],
         guard: Guard | None,
-        session: str | None,
     ) -> Paid[T]:
+        kind, credits = what.kind, what.credits
         with anyio.CancelScope(shield=True):
             try:
-                limits = self.limits(principal, session)
-                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard, limits)
+                limits = self.limits(principal, what.session)
+                charge = await self.ledger.reserve(principal, kind, credits, self.budget, guard, limits, what.detail)
             except StorageError as exc:
                 raise LedgerUnavailableError(exc) from exc
             try:

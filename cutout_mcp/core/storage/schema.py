@@ -12,7 +12,7 @@ durable tasks. Version 3 adds the secrets every process must share, such as the 
 spend question's state (`Storage.shared_secret`). Version 4 tells a job's image source from its identity
 and remembers its staged object (`IMAGE_SOURCES`). Version 5 keeps each charge's MCP session and indexes
 the charges by caller and time, so allowances, session caps and rates are counted in the reserving
-transaction (`CALLER_LIMITS`).
+transaction (`CALLER_LIMITS`). Version 6 makes those counts constant-cost counters (`caller_counters`).
 
 Times are epoch seconds (REAL / DOUBLE PRECISION) from the server's clock, job and edit ids are
 cutout.pro's 64-bit integers.
@@ -41,6 +41,36 @@ CALLER_LIMITS: tuple[str, ...] = (
 )
 """Version 5, the same in both dialects: `session_id` is the key of the MCP session a charge was made in
 (a digest, never the transport's id itself); the indexes serve the counts `Storage.reserve` makes."""
+
+
+def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
+    """Version 6: each charge names its caller as the allowance policy knows it (`caller`: a token's name
+    or an OAuth subject, `config.allowances.principal_name`; filled here for existing charges, whose
+    principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and the counters
+    `Storage.reserve` checks in one statement each: `allowance_use` (credits of a caller's charges within
+    one window; its key starts with the window's end, so the windows holding a time are one index range)
+    and `session_use` (credits of a session's charges). The counters start empty: each is filled from
+    the charges the first time its window or session is asked for, so none needs the policy here."""
+    return (
+        "ALTER TABLE charges ADD COLUMN caller TEXT",
+        f"UPDATE charges SET caller = {caller_of_json}",  # noqa: S608 - a constant expression
+        "DROP INDEX charges_by_time",
+        "CREATE INDEX charges_by_caller ON charges (caller, created_at)",
+        f"""CREATE TABLE allowance_use (
+            caller TEXT NOT NULL, window_end {real} NOT NULL, window_start {real} NOT NULL, used BIGINT NOT NULL,
+            PRIMARY KEY (caller, window_end, window_start))""",
+        "CREATE TABLE session_use (session_id TEXT PRIMARY KEY, used BIGINT NOT NULL)",
+    )
+
+
+SQLITE_CALLER = (
+    "CASE WHEN json_valid(principal) AND json_type(principal) = 'array' THEN COALESCE(json_extract(principal, "
+    "'$[2]'), json_extract(principal, '$[0]'), 'None') ELSE principal END"
+)
+POSTGRES_CALLER = (
+    "CASE WHEN principal LIKE '[%' THEN COALESCE(principal::jsonb ->> 2, principal::jsonb ->> 0, 'None') "
+    "ELSE principal END"
+)
 
 SQLITE: tuple[tuple[str, ...], ...] = (
     (
@@ -73,6 +103,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
+    caller_counters("REAL", SQLITE_CALLER),
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -107,6 +138,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
+    caller_counters("DOUBLE PRECISION", POSTGRES_CALLER),
 )
 
 VERSION = len(SQLITE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from cutout_mcp.config.allowances import principal_name
 from cutout_mcp.core.results import CreditSummary, VideoJob
 from cutout_mcp.core.storage.base import (
     BudgetExceededError,
@@ -41,17 +42,20 @@ def reserve(
     guard: Guard | None,
     now: float,
     limits: CallLimits | None,
+    detail: str | None = None,
 ) -> int:
+    caller = principal_name(principal) if limits is None else limits.name
+    session = None if limits is None else limits.session
     with immediate(db):  # one write transaction: every process's reservations are serialised
         if guard is not None and _guard_holder(db, guard.key) != guard.holder:
             raise GuardLostError(
                 "Another server process took over this request's duplicate check while it was waiting; "
                 "nothing was sent to cutout.pro or charged. Call generate_video again."
             )
+        used = _count_allowance(db, caller, credits, now, limits)
+        session_used = _count_session(db, session, credits, limits)
         if limits is not None and limits.any:
-            used, session_used = usage(db, principal, limits)
-            recent = _recent_calls(db, principal, limits, now)
-            check_limits(limits, credits, now, used, session_used, recent)
+            check_limits(limits, credits, now, used, session_used, _recent_calls(db, caller, limits, now))
         counted = db.execute(
             "UPDATE spend SET spent = spent + ? WHERE id = 1 AND (? IS NULL OR spent + ? <= ?) RETURNING spent",
             (credits, budget, credits, budget),
@@ -61,40 +65,87 @@ def reserve(
             spent = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
             raise BudgetExceededError(credits, spent, budget)
         cursor = db.execute(
-            "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key, session_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (principal, kind, credits, now, None if guard is None else guard.key, limits and limits.session),
+            "INSERT INTO charges (principal, caller, kind, credits, created_at, dedupe_key, session_id, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (principal, caller, kind, credits, now, None if guard is None else guard.key, session, detail),
         )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 
 
-def usage(db: Db, principal: str, limits: CallLimits) -> tuple[int, int]:
-    """The caller's credits in the current window and the session's (0 for a limit that is not set)."""
+def _count_allowance(db: Db, caller: str, credits: int, now: float, limits: CallLimits | None) -> int:
+    """Add the charge to every window of the caller holding `now`; what the current one held before it.
+
+    The current window's row is made (filled from the charges already in it) when the allowance is set
+    and the row does not exist yet: once per caller and window."""
+    rows = db.execute(
+        "UPDATE allowance_use SET used = used + ? WHERE caller = ? AND window_end > ? AND window_start <= ? "
+        "RETURNING window_start, window_end, used",
+        (credits, caller, now, now),
+    ).fetchall()
+    if limits is None or limits.credits is None:
+        return 0
+    for start, end, used in rows:
+        if (start, end) == (limits.window_start, limits.renews_at):
+            return int(used) - credits
+    made = db.execute(
+        "INSERT INTO allowance_use (caller, window_end, window_start, used) SELECT ?, ?, ?, COALESCE(SUM(credits), 0) "
+        "+ ? FROM charges WHERE caller = ? AND created_at >= ? AND created_at < ? RETURNING used",
+        (caller, limits.renews_at, limits.window_start, credits, caller, limits.window_start, limits.renews_at),
+    ).fetchone()
+    return int(made[0]) - credits
+
+
+def _count_session(db: Db, session: str | None, credits: int, limits: CallLimits | None) -> int:
+    """Add the charge to its session's counter; what the session held before it (made when capped)."""
+    if session is None:
+        return 0
+    row = db.execute(
+        "UPDATE session_use SET used = used + ? WHERE session_id = ? RETURNING used", (credits, session)
+    ).fetchone()
+    if row is not None:
+        return int(row[0]) - credits
+    if limits is None or limits.session_credits is None:
+        return 0
+    made = db.execute(
+        "INSERT INTO session_use (session_id, used) SELECT ?, COALESCE(SUM(credits), 0) + ? FROM charges "
+        "WHERE session_id = ? RETURNING used",
+        (session, credits, session),
+    ).fetchone()
+    return int(made[0]) - credits
+
+
+def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
+    """The caller's credits in the current window and the session's (0 for a limit that is not set), read
+    from the counters, or summed from the charges when a counter has not been made yet."""
     used = session_used = 0
     if limits.credits is not None:
-        used = int(
-            db.execute(
-                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE principal = ? AND created_at >= ?",
-                (principal, limits.window_start),
-            ).fetchone()[0]
-        )
+        row = db.execute(
+            "SELECT used FROM allowance_use WHERE caller = ? AND window_end = ? AND window_start = ?",
+            (limits.name, limits.renews_at, limits.window_start),
+        ).fetchone()
+        if row is None:
+            row = db.execute(
+                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE caller = ? AND created_at >= ? AND created_at < ?",
+                (limits.name, limits.window_start, limits.renews_at),
+            ).fetchone()
+        used = int(row[0])
     if limits.session is not None and limits.session_credits is not None:
-        session_used = int(
-            db.execute(
-                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ? AND principal = ?",
-                (limits.session, principal),
-            ).fetchone()[0]
-        )
+        row = db.execute("SELECT used FROM session_use WHERE session_id = ?", (limits.session,)).fetchone()
+        if row is None:
+            row = db.execute(
+                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ?", (limits.session,)
+            ).fetchone()
+        session_used = int(row[0])
     return used, session_used
 
 
-def _recent_calls(db: Db, principal: str, limits: CallLimits, now: float) -> list[float]:
+def _recent_calls(db: Db, caller: str, limits: CallLimits, now: float) -> list[float]:
     if limits.calls_per_minute is None or limits.calls_per_minute == 0:
         return []
     rows = db.execute(
-        "SELECT created_at FROM charges WHERE principal = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
-        (principal, now - RATE_SECONDS, limits.calls_per_minute),
+        "SELECT created_at FROM charges WHERE caller = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
+        (caller, now - RATE_SECONDS, limits.calls_per_minute),
     ).fetchall()
     return [float(row[0]) for row in rows]
 
@@ -107,10 +158,22 @@ def shared_secret(db: Db, name: str, candidate: bytes) -> bytes:
 
 
 def release(db: Db, charge: int) -> None:
+    """Delete the charge and take it out of every counter that holds it: the budget, the caller's windows
+    holding its time (a window that turned over since keeps its own row, or has none), its session."""
     with immediate(db):
-        row = db.execute("DELETE FROM charges WHERE seq = ? RETURNING credits", (charge,)).fetchone()
-        if row is not None:
-            db.execute("UPDATE spend SET spent = spent - ? WHERE id = 1", (int(row[0]),))
+        row = db.execute(
+            "DELETE FROM charges WHERE seq = ? RETURNING credits, caller, created_at, session_id", (charge,)
+        ).fetchone()
+        if row is None:
+            return
+        credits, caller, created_at, session = int(row[0]), row[1], float(row[2]), row[3]
+        db.execute("UPDATE spend SET spent = spent - ? WHERE id = 1", (credits,))
+        db.execute(
+            "UPDATE allowance_use SET used = used - ? WHERE caller = ? AND window_end > ? AND window_start <= ?",
+            (credits, caller, created_at, created_at),
+        )
+        if session is not None:
+            db.execute("UPDATE session_use SET used = used - ? WHERE session_id = ?", (credits, session))
 
 
 def credits(db: Db, principal: str, budget: int | None, limits: CallLimits | None) -> CreditSummary:
@@ -119,7 +182,7 @@ def credits(db: Db, principal: str, budget: int | None, limits: CallLimits | Non
     summary = credit_summary(total, int(mine[0]), budget)
     if limits is None:
         return summary
-    return summary.model_copy(update={"allowance": allowance_share(limits, *usage(db, principal, limits))})
+    return summary.model_copy(update={"allowance": allowance_share(limits, *usage(db, limits))})
 
 
 def record_video_job(db: Db, charge: int | None, job: tuple[Any, ...], now: float) -> None:
