@@ -45,12 +45,14 @@ _CURRENT = (
     "RETURNING used)"
 )
 _SESSION_BUMP = (
-    "session_count AS (UPDATE session_use SET used = used + %(price)s WHERE session_id = %(session)s RETURNING used)"
+    "session_count AS (UPDATE session_use SET used = used + %(price)s WHERE session_id = %(session)s "
+    "AND caller = %(caller)s RETURNING used)"
 )
 _SESSION_CAPPED = (
-    "session_count AS (INSERT INTO session_use (session_id, used) SELECT %(session)s, %(price)s + CASE WHEN EXISTS "
-    "(SELECT 1 FROM session_use WHERE session_id = %(session)s) THEN 0 ELSE (SELECT COALESCE(SUM(credits), 0) "
-    "FROM charges WHERE session_id = %(session)s) END ON CONFLICT (session_id) DO UPDATE SET "
+    "session_count AS (INSERT INTO session_use (session_id, caller, used) SELECT %(session)s, %(caller)s, "
+    "%(price)s + CASE WHEN EXISTS (SELECT 1 FROM session_use WHERE session_id = %(session)s AND caller = %(caller)s) "
+    "THEN 0 ELSE (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = %(session)s "
+    "AND caller = %(caller)s) END ON CONFLICT (session_id, caller) DO UPDATE SET "
     "used = session_use.used + %(price)s RETURNING used)"
 )
 _RECENT = (
@@ -118,7 +120,7 @@ RELEASE = (
     "windows AS (UPDATE allowance_use a SET used = a.used - gone.credits FROM gone WHERE a.caller = gone.caller "
     "AND a.window_end > gone.created_at AND a.window_start <= gone.created_at RETURNING 1), "
     "sessions AS (UPDATE session_use s SET used = s.used - gone.credits FROM gone "
-    "WHERE s.session_id = gone.session_id RETURNING 1) "
+    "WHERE s.session_id = gone.session_id AND s.caller = gone.caller RETURNING 1) "
     "UPDATE spend SET spent = spent - gone.credits FROM gone WHERE spend.id = 1 "
     "AND (SELECT COUNT(*) FROM windows) >= 0 AND (SELECT COUNT(*) FROM sessions) >= 0"
 )
@@ -129,8 +131,9 @@ USAGE = (
     "SELECT COALESCE((SELECT used FROM allowance_use WHERE caller = %(caller)s AND window_end = %(end)s "
     "AND window_start = %(start)s), (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %(credits)s::bigint "
     "IS NOT NULL AND caller = %(caller)s AND created_at >= %(start)s AND created_at < %(end)s)) AS used, "
-    "COALESCE((SELECT used FROM session_use WHERE session_id = %(session)s::text), (SELECT COALESCE(SUM(credits), "
-    "0) FROM charges WHERE %(capped)s::bigint IS NOT NULL AND session_id = %(session)s::text)) AS session_used"
+    "COALESCE((SELECT used FROM session_use WHERE session_id = %(session)s::text AND caller = %(caller)s), "
+    "(SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %(capped)s::bigint IS NOT NULL "
+    "AND session_id = %(session)s::text AND caller = %(caller)s)) AS session_used"
 )
 """The caller's share as `Storage.credits` shows it: the counters, or the charges' sums where a counter has
 not been made yet (nothing is written)."""

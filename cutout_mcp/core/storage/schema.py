@@ -49,7 +49,7 @@ def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
     principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and the counters
     `Storage.reserve` checks in one statement each: `allowance_use` (credits of a caller's charges within
     one window; its key starts with the window's end, so the windows holding a time are one index range)
-    and `session_use` (credits of a session's charges). The counters start empty: each is filled from
+    and `session_use` (credits of a caller's charges in one session). The counters start empty: each is filled from
     the charges the first time its window or session is asked for, so none needs the policy here."""
     return (
         "ALTER TABLE charges ADD COLUMN caller TEXT",
@@ -59,7 +59,8 @@ def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
         f"""CREATE TABLE allowance_use (
             caller TEXT NOT NULL, window_end {real} NOT NULL, window_start {real} NOT NULL, used BIGINT NOT NULL,
             PRIMARY KEY (caller, window_end, window_start))""",
-        "CREATE TABLE session_use (session_id TEXT PRIMARY KEY, used BIGINT NOT NULL)",
+        "CREATE TABLE session_use (session_id TEXT NOT NULL, caller TEXT NOT NULL, used BIGINT NOT NULL, "
+        "PRIMARY KEY (session_id, caller))",
     )
 
 

@@ -53,7 +53,7 @@ def reserve(
                 "nothing was sent to cutout.pro or charged. Call generate_video again."
             )
         used = _count_allowance(db, caller, credits, now, limits)
-        session_used = _count_session(db, session, credits, limits)
+        session_used = _count_session(db, caller, session, credits, limits)
         if limits is not None and limits.any:
             check_limits(limits, credits, now, used, session_used, _recent_calls(db, caller, limits, now))
         counted = db.execute(
@@ -96,21 +96,22 @@ def _count_allowance(db: Db, caller: str, credits: int, now: float, limits: Call
     return int(made[0]) - credits
 
 
-def _count_session(db: Db, session: str | None, credits: int, limits: CallLimits | None) -> int:
-    """Add the charge to its session's counter; what the session held before it (made when capped)."""
+def _count_session(db: Db, caller: str, session: str | None, credits: int, limits: CallLimits | None) -> int:
+    """Add the charge to the caller's counter in its session; what it held before (made when capped)."""
     if session is None:
         return 0
     row = db.execute(
-        "UPDATE session_use SET used = used + ? WHERE session_id = ? RETURNING used", (credits, session)
+        "UPDATE session_use SET used = used + ? WHERE session_id = ? AND caller = ? RETURNING used",
+        (credits, session, caller),
     ).fetchone()
     if row is not None:
         return int(row[0]) - credits
     if limits is None or limits.session_credits is None:
         return 0
     made = db.execute(
-        "INSERT INTO session_use (session_id, used) SELECT ?, COALESCE(SUM(credits), 0) + ? FROM charges "
-        "WHERE session_id = ? RETURNING used",
-        (session, credits, session),
+        "INSERT INTO session_use (session_id, caller, used) SELECT ?, ?, COALESCE(SUM(credits), 0) + ? FROM charges "
+        "WHERE session_id = ? AND caller = ? RETURNING used",
+        (session, caller, credits, session, caller),
     ).fetchone()
     return int(made[0]) - credits
 
@@ -131,10 +132,11 @@ def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
             ).fetchone()
         used = int(row[0])
     if limits.session is not None and limits.session_credits is not None:
-        row = db.execute("SELECT used FROM session_use WHERE session_id = ?", (limits.session,)).fetchone()
+        key = (limits.session, limits.name)
+        row = db.execute("SELECT used FROM session_use WHERE session_id = ? AND caller = ?", key).fetchone()
         if row is None:
             row = db.execute(
-                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ?", (limits.session,)
+                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ? AND caller = ?", key
             ).fetchone()
         session_used = int(row[0])
     return used, session_used
@@ -173,7 +175,9 @@ def release(db: Db, charge: int) -> None:
             (credits, caller, created_at, created_at),
         )
         if session is not None:
-            db.execute("UPDATE session_use SET used = used - ? WHERE session_id = ?", (credits, session))
+            db.execute(
+                "UPDATE session_use SET used = used - ? WHERE session_id = ? AND caller = ?", (credits, session, caller)
+            )
 
 
 def credits(db: Db, principal: str, budget: int | None, limits: CallLimits | None) -> CreditSummary:
