@@ -157,3 +157,73 @@ async def test_concurrent_reservations_never_pass_any_limit(backend: Settings, t
     assert granted == {"alice": 20, "bob": 20}, "4 calls each fit 23; no session passes 15"
     assert refused["alice"]
     assert refused["alice"] <= {"allowance", "session"}
+
+
+async def test_a_release_after_the_window_turned_over_gives_back_only_to_its_own_window(
+    store: Storage, time: ManualClock
+) -> None:
+    old = await store.reserve("alice", "edit", 5, None, limits=limits(time, credits=10))
+    time.advance(limits(time, credits=10).renews_at - time.now())  # the next hour begins
+    await store.reserve("alice", "edit", 5, None, limits=limits(time, credits=10))
+    await store.release(old)  # sent in the last window; cutout.pro provably did not charge it
+    share = (await store.credits("alice", None, limits(time, credits=10))).allowance
+    assert share is not None
+    assert share.used == 5, "the new window keeps its own charge"
+    await store.reserve("alice", "edit", 5, None, limits=limits(time, credits=10))
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 5, None, limits=limits(time, credits=10))
+    assert "10 used" in str(refused.value)
+    assert (await store.credits("alice", None)).spent == 10, "the released charge is gone from the budget too"
+
+
+async def test_an_oauth_subject_using_two_clients_has_one_allowance_and_one_rate(
+    store: Storage, time: ManualClock
+) -> None:
+    laptop = '["client-laptop","https://auth.example.com","bob@example.com"]'
+    phone = '["client-phone","https://auth.example.com","bob@example.com"]'
+    await store.reserve(laptop, "edit", 4, None, limits=limits(time, credits=10, per_minute=5, principal=laptop))
+    await store.reserve(phone, "edit", 4, None, limits=limits(time, credits=10, per_minute=5, principal=phone))
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve(phone, "edit", 4, None, limits=limits(time, credits=10, principal=phone))
+    assert refused.value.limit == "allowance"
+    assert "bob@example.com's allowance of 10 credits per 1h has 2 left (8 used" in str(refused.value)
+    with pytest.raises(AllowanceExceededError) as too_fast:
+        await store.reserve(laptop, "edit", 4, None, limits=limits(time, per_minute=2, principal=laptop))
+    assert too_fast.value.limit == "rate", "both clients' calls count toward the one rate"
+    share = (await store.credits(laptop, None, limits(time, credits=10, principal=laptop))).allowance
+    assert share is not None
+    assert (share.name, share.used) == ("bob@example.com", 8)
+
+
+async def test_a_counter_made_on_first_use_holds_what_the_charges_in_its_window_add_up_to(
+    store: Storage, time: ManualClock
+) -> None:
+    await store.reserve("alice", "video", 5, None)  # this window: not counted in the next one
+    time.advance(limits(time, credits=20).renews_at - time.now() + 60)
+    for _ in range(3):  # before any allowance was set: no counter moved
+        await store.reserve("alice", "edit", 4, None)
+    await store.reserve("bob", "edit", 4, None)  # someone else's
+    share = (await store.credits("alice", None, limits(time, credits=20))).allowance
+    assert share is not None
+    assert share.used == 12, "read from the charges before the counter exists"
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=20))  # made from the charges: 12 + 4
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=20))
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 4, None, limits=limits(time, credits=20))
+    assert "0 left (20 used this period)" in str(refused.value)
+    await store.reserve("alice", "edit", 4, None)  # no allowance set for this call: the counter still counts it
+    share = (await store.credits("alice", None, limits(time, credits=20))).allowance
+    assert share is not None
+    assert share.used == 24
+
+
+async def test_a_session_counter_made_on_first_use_holds_its_charges(store: Storage, time: ManualClock) -> None:
+    uncapped = limits(time, session="s1")
+    await store.reserve("alice", "edit", 4, None, limits=uncapped)
+    await store.reserve("alice", "edit", 4, None, limits=uncapped)
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, session="s2"))
+    capped = limits(time, session="s1", session_credits=12)
+    await store.reserve("alice", "edit", 4, None, limits=capped)
+    with pytest.raises(AllowanceExceededError) as refused:
+        await store.reserve("alice", "edit", 4, None, limits=capped)
+    assert "(12 used in this session)" in str(refused.value)
