@@ -100,11 +100,20 @@ class AllowanceExceededError(CutoutMcpError):
         self.limit = limit
 
 
-def check_limits(limits: CallLimits, price: int, now: float, used: int, session_used: int, recent: list[float]) -> None:
+@dataclass(frozen=True)
+class Recent:
+    """The caller's paid calls started in the last minute, counted up to `calls_per_minute` (newest first)."""
+
+    count: int = 0
+    oldest: float | None = None
+    """When the oldest of those counted started, once `count` reached the limit (the wait is from it)."""
+
+
+def check_limits(limits: CallLimits, price: int, now: float, used: int, session_used: int, recent: Recent) -> None:
     """Raise AllowanceExceededError when this call (costing `price`) passes a limit.
 
     `used` is what the caller's charges in the current window add up to, `session_used` the session's,
-    and `recent` the start times of the caller's paid calls in the last minute, newest first."""
+    and `recent` the caller's paid calls in the last minute."""
     if limits.credits is not None and used + price > limits.credits:
         raise AllowanceExceededError(
             "allowance",
@@ -121,11 +130,11 @@ def check_limits(limits: CallLimits, price: int, now: float, used: int, session_
             f"{NOTHING_SENT}",
         )
     per_minute = limits.calls_per_minute
-    if per_minute is not None and len(recent) >= per_minute:
-        if per_minute == 0:
+    if per_minute is not None and recent.count >= per_minute:
+        if per_minute == 0 or recent.oldest is None:
             wait = "No paid call is allowed at all (paid_calls_per_minute = 0)."
         else:
-            seconds = max(1, int(recent[per_minute - 1] + RATE_SECONDS - now + 0.999))
+            seconds = max(1, int(recent.oldest + RATE_SECONDS - now + 0.999))
             wait = f"The next paid call is allowed in {seconds} s."
         raise AllowanceExceededError(
             "rate",

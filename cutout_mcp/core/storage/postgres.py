@@ -37,7 +37,7 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
-from cutout_mcp.core.storage.limits import CallLimits, allowance_share, check_limits
+from cutout_mcp.core.storage.limits import CallLimits, Recent, allowance_share, check_limits
 from cutout_mcp.core.storage.postgres_db import PostgresDb
 from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
@@ -80,7 +80,7 @@ class PostgresStorage(PostgresDb, Storage):
             row = await cur.fetchone()
             # a refusal raises here, and the transaction's rollback undoes every counter the statement moved
             if rules.any:
-                recent = [float(t) for t in row["recent"]] if rate else []
+                recent = Recent(int(row["recent_count"]), row["oldest"]) if rate else Recent()
                 used, session_used = charges.before(row, "used", credits), charges.before(row, "session_used", credits)
                 check_limits(rules, credits, now, used, session_used, recent)
             if budget is not None and int(row["spent"]) > budget:

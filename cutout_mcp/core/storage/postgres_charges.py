@@ -69,7 +69,8 @@ _CHARGE = (
 def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     """The reserving statement for these limits: `capped` counts the allowance's current window, `rate`
     reads the recent calls. It returns `seq`, `spent` (the budget's new total) and, when counted,
-    `used` and `session_used` (new values, this charge included) and `recent` (newest first)."""
+    `used` and `session_used` (new values, this charge included), `recent_count` and `oldest` (the caller's
+    calls in the last minute, up to the limit, and when the oldest of them started)."""
     ctes = [_BUMP.format(besides=f" AND NOT ({_WINDOW})" if capped else "")]
     counters = ["bumped"]
     if capped:
@@ -89,7 +90,7 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     if limits.session is not None:
         columns.append("(SELECT used FROM session_count) AS session_used")
     if rate:
-        columns.append("ARRAY(SELECT created_at FROM recent ORDER BY created_at DESC) AS recent")
+        columns.append("(SELECT COUNT(*) FROM recent) AS recent_count, (SELECT MIN(created_at) FROM recent) AS oldest")
     return f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} FROM charge, budget"  # noqa: S608 - constant parts
 
 

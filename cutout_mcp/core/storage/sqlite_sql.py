@@ -16,7 +16,7 @@ from cutout_mcp.core.storage.base import (
     Unrecorded,
     credit_summary,
 )
-from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, allowance_share, check_limits
+from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, Recent, allowance_share, check_limits
 from cutout_mcp.core.storage.sqlite_db import Db, immediate
 
 
@@ -54,16 +54,17 @@ def reserve(
             )
         used = _count_allowance(db, caller, credits, now, limits)
         session_used = _count_session(db, caller, session, credits, limits)
-        if limits is not None and limits.any:
-            check_limits(limits, credits, now, used, session_used, _recent_calls(db, caller, limits, now))
-        counted = db.execute(
-            "UPDATE spend SET spent = spent + ? WHERE id = 1 AND (? IS NULL OR spent + ? <= ?) RETURNING spent",
-            (credits, budget, credits, budget),
+        per_minute = None if limits is None else limits.calls_per_minute
+        # the budget's counter, and (read in the same statement) the caller's calls in the last minute
+        spent, count = db.execute(
+            "UPDATE spend SET spent = spent + ? WHERE id = 1 RETURNING spent, (SELECT COUNT(*) FROM (SELECT 1 "
+            "FROM charges WHERE caller = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?))",
+            (credits, caller, now - RATE_SECONDS, per_minute or 0),
         ).fetchone()
-        if counted is None:
-            assert budget is not None
-            spent = int(db.execute("SELECT spent FROM spend WHERE id = 1").fetchone()[0])
-            raise BudgetExceededError(credits, spent, budget)
+        if limits is not None and limits.any:  # a refusal rolls back every counter moved above
+            check_limits(limits, credits, now, used, session_used, _recent(db, caller, limits, now, int(count)))
+        if budget is not None and int(spent) > budget:
+            raise BudgetExceededError(credits, int(spent) - credits, budget)
         cursor = db.execute(
             "INSERT INTO charges (principal, caller, kind, credits, created_at, dedupe_key, session_id, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -142,14 +143,17 @@ def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
     return used, session_used
 
 
-def _recent_calls(db: Db, caller: str, limits: CallLimits, now: float) -> list[float]:
-    if limits.calls_per_minute is None or limits.calls_per_minute == 0:
-        return []
-    rows = db.execute(
-        "SELECT created_at FROM charges WHERE caller = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?",
-        (caller, now - RATE_SECONDS, limits.calls_per_minute),
-    ).fetchall()
-    return [float(row[0]) for row in rows]
+def _recent(db: Db, caller: str, limits: CallLimits, now: float, count: int) -> Recent:
+    """`count` of the caller's calls in the last minute, with the oldest of them once the limit is reached."""
+    per_minute = limits.calls_per_minute
+    if not per_minute or count < per_minute:
+        return Recent(count)
+    row = db.execute(
+        "SELECT MIN(created_at) FROM (SELECT created_at FROM charges WHERE caller = ? AND created_at > ? "
+        "ORDER BY created_at DESC LIMIT ?)",
+        (caller, now - RATE_SECONDS, per_minute),
+    ).fetchone()
+    return Recent(count, float(row[0]))
 
 
 def shared_secret(db: Db, name: str, candidate: bytes) -> bytes:
