@@ -7,6 +7,8 @@ end, and concurrent reservations through two handles never pass any limit.
 
 from __future__ import annotations
 
+import sqlite3
+
 import anyio
 import pytest
 
@@ -14,8 +16,9 @@ from cutout_mcp.clock import ManualClock, iso_utc
 from cutout_mcp.config.allowances import AllowancePolicy, Limits
 from cutout_mcp.config.periods import parse_period
 from cutout_mcp.config.settings import Settings
-from cutout_mcp.core.storage import AllowanceExceededError, BudgetExceededError, Storage
+from cutout_mcp.core.storage import AllowanceExceededError, BudgetExceededError, Storage, schema
 from cutout_mcp.core.storage.limits import CallLimits, call_limits
+from cutout_mcp.core.storage.sqlite_db import FILE_NAME
 from tests.test_storage import backend, opened, store, time
 
 __all__ = ["backend", "store", "time"]  # the fixtures, shared with the storage contract
@@ -217,13 +220,56 @@ async def test_a_counter_made_on_first_use_holds_what_the_charges_in_its_window_
     assert share.used == 24
 
 
-async def test_a_session_counter_made_on_first_use_holds_its_charges(store: Storage, time: ManualClock) -> None:
-    uncapped = limits(time, session="s1")
+async def test_a_session_counts_its_charges_made_before_its_cap_applied(store: Storage, time: ManualClock) -> None:
+    uncapped = limits(time, session="s1", credits=100)
     await store.reserve("alice", "edit", 4, None, limits=uncapped)
+    await store.release(await store.reserve("alice", "edit", 4, None, limits=uncapped))
     await store.reserve("alice", "edit", 4, None, limits=uncapped)
-    await store.reserve("alice", "edit", 4, None, limits=limits(time, session="s2"))
+    await store.reserve("alice", "edit", 4, None, limits=limits(time, session="s2", credits=100))
     capped = limits(time, session="s1", session_credits=12)
     await store.reserve("alice", "edit", 4, None, limits=capped)
     with pytest.raises(AllowanceExceededError) as refused:
         await store.reserve("alice", "edit", 4, None, limits=capped)
     assert "(12 used in this session)" in str(refused.value)
+
+
+def _ledger_of_version_5(settings: Settings, charges: list[tuple[str, int, float, str | None]]) -> None:
+    """A ledger as a server of schema version 5 left it, holding `charges` (principal, credits, time, session)."""
+    insert = "INSERT INTO charges (principal, kind, credits, created_at, session_id) VALUES (?, 'edit', ?, ?, ?)"
+    setup = [schema.VERSION_TABLE, "INSERT INTO schema_version (version) VALUES (5)"]
+    if settings.database_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(settings.state_dir / FILE_NAME) as db:
+            for statement in [s for migration in schema.SQLITE[:5] for s in migration] + setup:
+                db.execute(statement)
+            db.executemany(insert, charges)
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        for statement in [s for migration in schema.POSTGRES[:5] for s in migration] + setup:
+            conn.execute(statement)
+        conn.cursor().executemany(insert.replace("?", "%s"), charges)
+
+
+async def test_an_upgraded_ledger_counts_the_charges_made_before_the_upgrade(
+    backend: Settings, time: ManualClock
+) -> None:
+    laptop = '["client-laptop","https://auth.example.com","bob@example.com"]'
+    phone = '["client-phone","https://auth.example.com","bob@example.com"]'
+    now = time.now()
+    _ledger_of_version_5(backend, [(laptop, 4, now - 1, "s1"), (phone, 4, now - 1, "s1"), ("alice", 4, now - 1, "s1")])
+    async with opened(backend, time) as store:
+        rule = limits(time, credits=10, session="s1", session_credits=100, principal=phone)
+        with pytest.raises(AllowanceExceededError) as refused:
+            await store.reserve(phone, "edit", 4, None, limits=rule)
+        assert "bob@example.com's allowance of 10 credits per 1h has 2 left (8 used" in str(refused.value)
+        capped = limits(time, credits=100, session="s1", session_credits=10, principal=laptop)
+        with pytest.raises(AllowanceExceededError) as session_refused:
+            await store.reserve(laptop, "edit", 4, None, limits=capped)
+        assert "(8 used in this session)" in str(session_refused.value), "bob's charges in s1, not alice's"
+        share = (
+            await store.credits("alice", None, limits(time, credits=10, session="s1", session_credits=10))
+        ).allowance
+        assert share is not None
+        assert (share.used, share.session_used) == (4, 4)

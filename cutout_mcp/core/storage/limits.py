@@ -9,8 +9,8 @@ The backends count each charge into constant-cost counters in the reserving tran
   window is asked for, filled from the charges already in it (`SUM`, once), so it is exact whatever
   policy was in force before; from then on every charge of the caller made within the window adds to
   it and every release subtracts from it, whether or not an allowance was set at the time;
-- `session_use`: one row per capped MCP session, the credits of the charges stored with that session,
-  filled the same way;
+- `session_use`: one row per caller and MCP session, the credits of the charges stored with that
+  session, moved by each of them (a charge is stored with its session when the caller has any limit);
 - the rate reads at most `calls_per_minute` of the caller's newest charges through an index.
 
 Released reservations are deleted, so they count for nothing, the rate included; a reservation whose

@@ -65,7 +65,7 @@ class PostgresStorage(PostgresDb, Storage):
         rules = limits or CallLimits(caller)
         capped, rate = rules.credits is not None, bool(rules.calls_per_minute)
         charge = (principal, caller, kind, credits, now, None if guard is None else guard.key, detail)
-        async with self._transaction() as cur:
+        async with self._pipelined_transaction() as cur:  # one round trip to the answer, one to commit
             if guard is not None:
                 await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
                 held = await cur.fetchone()

@@ -9,13 +9,14 @@ gives the refusal its numbers without a second read. The budget's update waits f
 `WHERE` reads them), so every transaction locks a caller's counters before the shared `spend` row, and a
 release takes them in the same order.
 
-A counter row missing for the current window (or session) is made filled from the charges already in
-it, inside the same statement; a replica making it at the same moment makes the other's `INSERT` add to
-the row instead (`ON CONFLICT`), whose sum did not count either new charge, so neither is lost.
+A window's counter row that is missing is made, filled from the charges already in it, inside the same
+statement; a replica making it at the same moment makes the other's `INSERT` add to the row instead
+(`ON CONFLICT`), whose sum did not count either new charge, so neither is lost.
 
 The rate reads at most `calls_per_minute` of the caller's newest charges; that read is only exact once
 the previous reservation of the same caller has committed, hence the advisory lock, taken by a statement
-of its own so the reading statement's snapshot is taken after it.
+of its own so the reading statement's snapshot is taken after it. `BEGIN`, the lock and the statement
+travel in one pipeline (`PostgresDb._pipelined_transaction`), so the lock costs no round trip.
 """
 
 from __future__ import annotations
@@ -44,16 +45,10 @@ _CURRENT = (
     "ON CONFLICT (caller, window_end, window_start) DO UPDATE SET used = allowance_use.used + %(price)s "
     "RETURNING used)"
 )
-_SESSION_BUMP = (
-    "session_count AS (UPDATE session_use SET used = used + %(price)s WHERE session_id = %(session)s "
-    "AND caller = %(caller)s RETURNING used)"
-)
-_SESSION_CAPPED = (
-    "session_count AS (INSERT INTO session_use (session_id, caller, used) SELECT %(session)s, %(caller)s, "
-    "%(price)s + CASE WHEN EXISTS (SELECT 1 FROM session_use WHERE session_id = %(session)s AND caller = %(caller)s) "
-    "THEN 0 ELSE (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = %(session)s "
-    "AND caller = %(caller)s) END ON CONFLICT (session_id, caller) DO UPDATE SET "
-    "used = session_use.used + %(price)s RETURNING used)"
+_SESSION = (
+    "session_count AS (INSERT INTO session_use (session_id, caller, used) VALUES (%(session)s, %(caller)s, "
+    "%(price)s) ON CONFLICT (session_id, caller) DO UPDATE SET used = session_use.used + EXCLUDED.used "
+    "RETURNING used)"
 )
 _RECENT = (
     "recent AS (SELECT created_at FROM charges WHERE caller = %(caller)s AND created_at > %(since)s "
@@ -76,8 +71,8 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     if capped:
         ctes.append(_CURRENT)
         counters.append("allowance")
-    if limits.session is not None:
-        ctes.append(_SESSION_CAPPED if limits.session_credits is not None else _SESSION_BUMP)
+    if limits.session is not None and limits.any:
+        ctes.append(_SESSION)
         counters.append("session_count")
     if rate:
         ctes.append(_RECENT)
@@ -87,7 +82,7 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     columns = ["charge.seq AS seq", "budget.spent AS spent"]
     if capped:
         columns.append("(SELECT used FROM allowance) AS used")
-    if limits.session is not None:
+    if limits.session is not None and limits.any:
         columns.append("(SELECT used FROM session_count) AS session_used")
     if rate:
         columns.append("(SELECT COUNT(*) FROM recent) AS recent_count, (SELECT MIN(created_at) FROM recent) AS oldest")
@@ -107,7 +102,7 @@ def reserve_params(
         "price": price,
         "now": now,
         "dedupe": dedupe,
-        "session": None if limits is None else limits.session,
+        "session": limits.session if limits is not None and limits.any else None,
         "start": None if limits is None else limits.window_start,
         "end": None if limits is None else limits.renews_at,
         "since": now - RATE_SECONDS,
@@ -132,9 +127,8 @@ USAGE = (
     "SELECT COALESCE((SELECT used FROM allowance_use WHERE caller = %(caller)s AND window_end = %(end)s "
     "AND window_start = %(start)s), (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %(credits)s::bigint "
     "IS NOT NULL AND caller = %(caller)s AND created_at >= %(start)s AND created_at < %(end)s)) AS used, "
-    "COALESCE((SELECT used FROM session_use WHERE session_id = %(session)s::text AND caller = %(caller)s), "
-    "(SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %(capped)s::bigint IS NOT NULL "
-    "AND session_id = %(session)s::text AND caller = %(caller)s)) AS session_used"
+    "COALESCE((SELECT used FROM session_use WHERE session_id = %(session)s::text AND caller = %(caller)s), 0) "
+    "AS session_used"
 )
 """The caller's share as `Storage.credits` shows it: the counters, or the charges' sums where a counter has
 not been made yet (nothing is written)."""
@@ -147,7 +141,6 @@ def usage_params(limits: CallLimits) -> dict[str, Any]:
         "end": limits.renews_at,
         "credits": limits.credits,
         "session": limits.session,
-        "capped": limits.session_credits,
     }
 
 

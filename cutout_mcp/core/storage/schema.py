@@ -49,8 +49,10 @@ def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
     principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and the counters
     `Storage.reserve` checks in one statement each: `allowance_use` (credits of a caller's charges within
     one window; its key starts with the window's end, so the windows holding a time are one index range)
-    and `session_use` (credits of a caller's charges in one session). The counters start empty: each is filled from
-    the charges the first time its window or session is asked for, so none needs the policy here."""
+    and `session_use` (credits of a caller's charges in one session). A window's counter is filled from the
+    charges the first time it is asked for (which windows exist depends on the policy, not known here); a
+    session's counter moves with every charge stored with its session, so the existing ones are summed here
+    and the charges need no index by session any more."""
     return (
         "ALTER TABLE charges ADD COLUMN caller TEXT",
         f"UPDATE charges SET caller = {caller_of_json}",  # noqa: S608 - a constant expression
@@ -61,6 +63,9 @@ def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
             PRIMARY KEY (caller, window_end, window_start))""",
         "CREATE TABLE session_use (session_id TEXT NOT NULL, caller TEXT NOT NULL, used BIGINT NOT NULL, "
         "PRIMARY KEY (session_id, caller))",
+        "INSERT INTO session_use (session_id, caller, used) SELECT session_id, caller, SUM(credits) FROM charges "
+        "WHERE session_id IS NOT NULL GROUP BY session_id, caller",
+        "DROP INDEX charges_by_session",
     )
 
 

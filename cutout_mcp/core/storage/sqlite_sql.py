@@ -45,7 +45,7 @@ def reserve(
     detail: str | None = None,
 ) -> int:
     caller = principal_name(principal) if limits is None else limits.name
-    session = None if limits is None else limits.session
+    session = limits.session if limits is not None and limits.any else None  # counted only under a policy
     with immediate(db):  # one write transaction: every process's reservations are serialised
         if guard is not None and _guard_holder(db, guard.key) != guard.holder:
             raise GuardLostError(
@@ -53,7 +53,7 @@ def reserve(
                 "nothing was sent to cutout.pro or charged. Call generate_video again."
             )
         used = _count_allowance(db, caller, credits, now, limits)
-        session_used = _count_session(db, caller, session, credits, limits)
+        session_used = _count_session(db, caller, session, credits)
         per_minute = None if limits is None else limits.calls_per_minute
         # the budget's counter, and (read in the same statement) the caller's calls in the last minute
         spent, count = db.execute(
@@ -97,24 +97,16 @@ def _count_allowance(db: Db, caller: str, credits: int, now: float, limits: Call
     return int(made[0]) - credits
 
 
-def _count_session(db: Db, caller: str, session: str | None, credits: int, limits: CallLimits | None) -> int:
-    """Add the charge to the caller's counter in its session; what it held before (made when capped)."""
+def _count_session(db: Db, caller: str, session: str | None, credits: int) -> int:
+    """Add the charge to the caller's counter in its session; what the counter held before it."""
     if session is None:
         return 0
     row = db.execute(
-        "UPDATE session_use SET used = used + ? WHERE session_id = ? AND caller = ? RETURNING used",
-        (credits, session, caller),
+        "INSERT INTO session_use (session_id, caller, used) VALUES (?, ?, ?) ON CONFLICT (session_id, caller) "
+        "DO UPDATE SET used = used + excluded.used RETURNING used",
+        (session, caller, credits),
     ).fetchone()
-    if row is not None:
-        return int(row[0]) - credits
-    if limits is None or limits.session_credits is None:
-        return 0
-    made = db.execute(
-        "INSERT INTO session_use (session_id, caller, used) SELECT ?, ?, COALESCE(SUM(credits), 0) + ? FROM charges "
-        "WHERE session_id = ? AND caller = ? RETURNING used",
-        (session, caller, credits, session, caller),
-    ).fetchone()
-    return int(made[0]) - credits
+    return int(row[0]) - credits
 
 
 def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
@@ -135,11 +127,7 @@ def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
     if limits.session is not None and limits.session_credits is not None:
         key = (limits.session, limits.name)
         row = db.execute("SELECT used FROM session_use WHERE session_id = ? AND caller = ?", key).fetchone()
-        if row is None:
-            row = db.execute(
-                "SELECT COALESCE(SUM(credits), 0) FROM charges WHERE session_id = ? AND caller = ?", key
-            ).fetchone()
-        session_used = int(row[0])
+        session_used = 0 if row is None else int(row[0])
     return used, session_used
 
 
