@@ -97,6 +97,10 @@ class Dedupe(Generic[T]):
     find: Callable[[], Awaitable[T | None]]
 
 
+LIMITS_REMEMBERED = 4096
+"""Callers' limits kept by `PaidCalls.limits` (one per caller and session) before they are all forgotten."""
+
+
 @dataclass(frozen=True)
 class _Charge:
     """What one paid call reserves: its kind and price, the session it counts in, what it buys."""
@@ -131,6 +135,7 @@ class PaidCalls:
     """Allowances per caller, session caps and rates (`config.allowances`); None: only the budget."""
     guards: KeyedLocks = field(default_factory=KeyedLocks)
     _calls: itertools.count[int] = field(default_factory=itertools.count)
+    _limits: dict[tuple[str, str | None], CallLimits] = field(default_factory=dict)
 
     async def call(
         self,
@@ -233,8 +238,17 @@ class PaidCalls:
         return Paid(value, credits)
 
     def limits(self, principal: str, session: str | None) -> CallLimits:
-        """What a paid call of `principal` in `session` must fit now, besides the budget."""
-        return call_limits(self.policy, principal, session, self.clock.now())
+        """What a paid call of `principal` in `session` must fit now, besides the budget.
+
+        Remembered until the caller's window ends: a paid call asks twice (planning and paying)."""
+        now = self.clock.now()
+        known = self._limits.get((principal, session))
+        if known is not None and (known.rule is None or known.window_start <= now < known.renews_at):
+            return known
+        if len(self._limits) >= LIMITS_REMEMBERED:
+            self._limits.clear()
+        fresh = self._limits[principal, session] = call_limits(self.policy, principal, session, now)
+        return fresh
 
 
 async def clean_guards(ledger: Storage, now: float) -> int:

@@ -4,13 +4,13 @@ caller's share as `Storage.credits` shows it.
 The backends count each charge into constant-cost counters in the reserving transaction, like the budget's
 `spend` row, and hand the numbers to `check_limits`, so the rule is written once and holds on both:
 
-- `allowance_use`: one row per caller (by name, so an OAuth subject using two clients is one caller) and
-  window, holding the credits of the caller's charges made within it. A row is created the first time its
+- `caller_use`, per caller (by name, so an OAuth subject using two clients is one caller): one row per
+  allowance window, holding the credits of the caller's charges made within it, made the first time its
   window is asked for, filled from the charges already in it (`SUM`, once), so it is exact whatever
   policy was in force before; from then on every charge of the caller made within the window adds to
-  it and every release subtracts from it, whether or not an allowance was set at the time;
-- `session_use`: one row per caller and MCP session, the credits of the charges stored with that
-  session, moved by each of them (a charge is stored with its session when the caller has any limit);
+  it and every release subtracts from it, whether or not an allowance was set at the time; and one row
+  per MCP session (a window without end, `SESSION_WINDOW`), moved by each charge stored with that
+  session (a charge is stored with its session when the caller has any limit);
 - the rate reads at most `calls_per_minute` of the caller's newest charges through an index.
 
 Released reservations are deleted, so they count for nothing, the rate included; a reservation whose
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cutout_mcp.clock import iso_utc
 from cutout_mcp.config.allowances import AllowancePolicy, principal_name
@@ -31,6 +31,9 @@ from cutout_mcp.errors import CutoutMcpError
 
 LimitName = Literal["allowance", "session", "rate"]
 RATE_SECONDS = 60.0
+SESSION_WINDOW = (float("-inf"), float("inf"))
+"""The window of a session's counter (start, end): it holds every time, so one range finds it with the
+caller's current windows."""
 NOTHING_SENT = "Nothing was sent to cutout.pro or charged."
 
 
@@ -98,6 +101,13 @@ class AllowanceExceededError(CutoutMcpError):
     def __init__(self, limit: LimitName, message: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class Used(NamedTuple):
+    """What the caller's current window and session held before this charge (0 where nothing is counted)."""
+
+    window: int
+    session: int
 
 
 @dataclass(frozen=True)

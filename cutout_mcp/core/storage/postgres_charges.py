@@ -31,24 +31,24 @@ bigint key)."""
 
 CALLER_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 
-_WINDOW = "caller = %(caller)s AND window_end = %(end)s AND window_start = %(start)s"
+_WINDOW = "window_end = %(end)s AND window_start = %(start)s"
 _BUMP = (
-    "bumped AS (UPDATE allowance_use SET used = used + %(price)s WHERE caller = %(caller)s AND window_end > %(now)s "
-    "AND window_start <= %(now)s{besides} RETURNING used)"
+    "bumped AS (UPDATE caller_use SET used = used + %(price)s WHERE caller = %(caller)s AND scope = '' "
+    "AND window_end > %(now)s AND window_start <= %(now)s{besides} RETURNING used)"
 )
 _CURRENT = (
-    "allowance AS (INSERT INTO allowance_use (caller, window_end, window_start, used) "
-    "SELECT %(caller)s, %(end)s, %(start)s, %(price)s + CASE WHEN EXISTS (SELECT 1 FROM allowance_use WHERE "
-    "caller = %(caller)s AND window_end = %(end)s AND window_start = %(start)s) THEN 0 "
+    "allowance AS (INSERT INTO caller_use (caller, scope, window_end, window_start, used) "
+    "SELECT %(caller)s, '', %(end)s, %(start)s, %(price)s + CASE WHEN EXISTS (SELECT 1 FROM caller_use WHERE "
+    "caller = %(caller)s AND scope = '' AND window_end = %(end)s AND window_start = %(start)s) THEN 0 "
     "ELSE (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE caller = %(caller)s "
     "AND created_at >= %(start)s AND created_at < %(end)s) END "
-    "ON CONFLICT (caller, window_end, window_start) DO UPDATE SET used = allowance_use.used + %(price)s "
+    "ON CONFLICT (caller, scope, window_end, window_start) DO UPDATE SET used = caller_use.used + %(price)s "
     "RETURNING used)"
 )
 _SESSION = (
-    "session_count AS (INSERT INTO session_use (session_id, caller, used) VALUES (%(session)s, %(caller)s, "
-    "%(price)s) ON CONFLICT (session_id, caller) DO UPDATE SET used = session_use.used + EXCLUDED.used "
-    "RETURNING used)"
+    "session_count AS (INSERT INTO caller_use (caller, scope, window_end, window_start, used) VALUES (%(caller)s, "
+    "%(session)s, 'Infinity', '-Infinity', %(price)s) ON CONFLICT (caller, scope, window_end, window_start) "
+    "DO UPDATE SET used = caller_use.used + EXCLUDED.used RETURNING used)"
 )
 _RECENT = (
     "recent AS (SELECT created_at FROM charges WHERE caller = %(caller)s AND created_at > %(since)s "
@@ -113,22 +113,20 @@ def reserve_params(
 
 RELEASE = (
     "WITH gone AS (DELETE FROM charges WHERE seq = %s RETURNING credits, caller, created_at, session_id), "
-    "windows AS (UPDATE allowance_use a SET used = a.used - gone.credits FROM gone WHERE a.caller = gone.caller "
-    "AND a.window_end > gone.created_at AND a.window_start <= gone.created_at RETURNING 1), "
-    "sessions AS (UPDATE session_use s SET used = s.used - gone.credits FROM gone "
-    "WHERE s.session_id = gone.session_id AND s.caller = gone.caller RETURNING 1) "
-    "UPDATE spend SET spent = spent - gone.credits FROM gone WHERE spend.id = 1 "
-    "AND (SELECT COUNT(*) FROM windows) >= 0 AND (SELECT COUNT(*) FROM sessions) >= 0"
+    "counters AS (UPDATE caller_use c SET used = c.used - gone.credits FROM gone WHERE c.caller = gone.caller "
+    "AND c.scope IN ('', gone.session_id) AND c.window_end > gone.created_at AND c.window_start <= gone.created_at "
+    "RETURNING 1) UPDATE spend SET spent = spent - gone.credits FROM gone WHERE spend.id = 1 "
+    "AND (SELECT COUNT(*) FROM counters) >= 0"
 )
 """Delete a charge and take it out of the budget, every window of its caller holding its time (one that
 turned over since keeps its own row), and its session's counter: one statement, counters before `spend`."""
 
 USAGE = (
-    "SELECT COALESCE((SELECT used FROM allowance_use WHERE caller = %(caller)s AND window_end = %(end)s "
+    "SELECT COALESCE((SELECT used FROM caller_use WHERE caller = %(caller)s AND scope = '' AND window_end = %(end)s "
     "AND window_start = %(start)s), (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %(credits)s::bigint "
     "IS NOT NULL AND caller = %(caller)s AND created_at >= %(start)s AND created_at < %(end)s)) AS used, "
-    "COALESCE((SELECT used FROM session_use WHERE session_id = %(session)s::text AND caller = %(caller)s), 0) "
-    "AS session_used"
+    "COALESCE((SELECT used FROM caller_use WHERE caller = %(caller)s AND scope = %(session)s::text "
+    "AND window_end = 'Infinity' AND window_start = '-Infinity'), 0) AS session_used"
 )
 """The caller's share as `Storage.credits` shows it: the counters, or the charges' sums where a counter has
 not been made yet (nothing is written)."""

@@ -43,28 +43,29 @@ CALLER_LIMITS: tuple[str, ...] = (
 (a digest, never the transport's id itself); the indexes serve the counts `Storage.reserve` makes."""
 
 
-def caller_counters(real: str, caller_of_json: str) -> tuple[str, ...]:
+def caller_counters(real: str, caller_of_json: str, infinity: str, keyed: str = "") -> tuple[str, ...]:
     """Version 6: each charge names its caller as the allowance policy knows it (`caller`: a token's name
     or an OAuth subject, `config.allowances.principal_name`; filled here for existing charges, whose
-    principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and the counters
-    `Storage.reserve` checks in one statement each: `allowance_use` (credits of a caller's charges within
-    one window; its key starts with the window's end, so the windows holding a time are one index range)
-    and `session_use` (credits of a caller's charges in one session). A window's counter is filled from the
-    charges the first time it is asked for (which windows exist depends on the policy, not known here); a
-    session's counter moves with every charge stored with its session, so the existing ones are summed here
-    and the charges need no index by session any more."""
+    principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and `caller_use`, the
+    counters `Storage.reserve` moves and checks: per caller, one row per allowance window (`scope` '')
+    holding the credits of the caller's charges made within it, and one per MCP session (`scope` the
+    session's key, a window from -infinity to infinity) holding those of the caller's charges in that
+    session. A caller's rows sit together in the key's order, and the ones holding a time are one index
+    range each, so one statement moves them all. A window's row is filled from the charges the first time
+    it is asked for (which windows exist depends on the policy, not known here); a session's row moves with
+    every charge stored with its session, so the existing ones are summed here, and the charges need no
+    index by session any more. `keyed` makes SQLite keep the table in its key's own b-tree (`WITHOUT ROWID`):
+    one b-tree to find and write instead of two."""
     return (
         "ALTER TABLE charges ADD COLUMN caller TEXT",
         f"UPDATE charges SET caller = {caller_of_json}",  # noqa: S608 - a constant expression
         "DROP INDEX charges_by_time",
         "CREATE INDEX charges_by_caller ON charges (caller, created_at)",
-        f"""CREATE TABLE allowance_use (
-            caller TEXT NOT NULL, window_end {real} NOT NULL, window_start {real} NOT NULL, used BIGINT NOT NULL,
-            PRIMARY KEY (caller, window_end, window_start))""",
-        "CREATE TABLE session_use (session_id TEXT NOT NULL, caller TEXT NOT NULL, used BIGINT NOT NULL, "
-        "PRIMARY KEY (session_id, caller))",
-        "INSERT INTO session_use (session_id, caller, used) SELECT session_id, caller, SUM(credits) FROM charges "
-        "WHERE session_id IS NOT NULL GROUP BY session_id, caller",
+        f"""CREATE TABLE caller_use (
+            caller TEXT NOT NULL, scope TEXT NOT NULL, window_end {real} NOT NULL, window_start {real} NOT NULL,
+            used BIGINT NOT NULL, PRIMARY KEY (caller, scope, window_end, window_start)){keyed}""",
+        "INSERT INTO caller_use (caller, scope, window_end, window_start, used) SELECT caller, session_id, "  # noqa: S608
+        f"{infinity}, -{infinity}, SUM(credits) FROM charges WHERE session_id IS NOT NULL GROUP BY caller, session_id",
         "DROP INDEX charges_by_session",
     )
 
@@ -109,7 +110,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
-    caller_counters("REAL", SQLITE_CALLER),
+    caller_counters("REAL", SQLITE_CALLER, "9e999", " WITHOUT ROWID"),
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -144,7 +145,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
-    caller_counters("DOUBLE PRECISION", POSTGRES_CALLER),
+    caller_counters("DOUBLE PRECISION", POSTGRES_CALLER, "'Infinity'::double precision"),
 )
 
 VERSION = len(SQLITE)

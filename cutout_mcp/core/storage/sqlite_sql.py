@@ -16,7 +16,15 @@ from cutout_mcp.core.storage.base import (
     Unrecorded,
     credit_summary,
 )
-from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, Recent, allowance_share, check_limits
+from cutout_mcp.core.storage.limits import (
+    RATE_SECONDS,
+    SESSION_WINDOW,
+    CallLimits,
+    Recent,
+    Used,
+    allowance_share,
+    check_limits,
+)
 from cutout_mcp.core.storage.sqlite_db import Db, immediate
 
 
@@ -52,8 +60,7 @@ def reserve(
                 "Another server process took over this request's duplicate check while it was waiting; "
                 "nothing was sent to cutout.pro or charged. Call generate_video again."
             )
-        used = _count_allowance(db, caller, credits, now, limits)
-        session_used = _count_session(db, caller, session, credits)
+        used, session_used = _count(db, caller, session, credits, now, limits)
         per_minute = None if limits is None else limits.calls_per_minute
         # the budget's counter, and (read in the same statement) the caller's calls in the last minute
         spent, count = db.execute(
@@ -74,48 +81,46 @@ def reserve(
     return cursor.lastrowid
 
 
-def _count_allowance(db: Db, caller: str, credits: int, now: float, limits: CallLimits | None) -> int:
-    """Add the charge to every window of the caller holding `now`; what the current one held before it.
+def _count(db: Db, caller: str, session: str | None, credits: int, now: float, limits: CallLimits | None) -> Used:
+    """Add the charge to every counter of the caller holding `now` (its windows, its session's); what the
+    current window and the session held before it.
 
-    The current window's row is made (filled from the charges already in it) when the allowance is set
-    and the row does not exist yet: once per caller and window."""
+    A missing row is made: the current window's (filled from the charges already in it) when the allowance
+    is set, once per caller and window; the session's, once per session."""
     rows = db.execute(
-        "UPDATE allowance_use SET used = used + ? WHERE caller = ? AND window_end > ? AND window_start <= ? "
-        "RETURNING window_start, window_end, used",
-        (credits, caller, now, now),
+        "UPDATE caller_use SET used = used + ? WHERE caller = ? AND scope IN ('', ?) AND window_end > ? "
+        "AND window_start <= ? RETURNING scope, window_end, window_start, used",
+        (credits, caller, session, now, now),
     ).fetchall()
-    if limits is None or limits.credits is None:
-        return 0
-    for start, end, used in rows:
-        if (start, end) == (limits.window_start, limits.renews_at):
-            return int(used) - credits
-    made = db.execute(
-        "INSERT INTO allowance_use (caller, window_end, window_start, used) SELECT ?, ?, ?, COALESCE(SUM(credits), 0) "
-        "+ ? FROM charges WHERE caller = ? AND created_at >= ? AND created_at < ? RETURNING used",
-        (caller, limits.renews_at, limits.window_start, credits, caller, limits.window_start, limits.renews_at),
-    ).fetchone()
-    return int(made[0]) - credits
+    used = session_used = None
+    for scope, end, start, value in rows:
+        if scope == "" and limits is not None and (start, end) == (limits.window_start, limits.renews_at):
+            used = int(value) - credits
+        elif scope != "":
+            session_used = int(value) - credits
+    if used is None and limits is not None and limits.credits is not None:
+        made = db.execute(
+            "INSERT INTO caller_use (caller, scope, window_end, window_start, used) SELECT ?, '', ?, ?, "
+            "COALESCE(SUM(credits), 0) + ? FROM charges WHERE caller = ? AND created_at >= ? AND created_at < ? "
+            "RETURNING used",
+            (caller, limits.renews_at, limits.window_start, credits, caller, limits.window_start, limits.renews_at),
+        ).fetchone()
+        used = int(made[0]) - credits
+    if session_used is None and session is not None:
+        db.execute(
+            "INSERT INTO caller_use (caller, scope, window_end, window_start, used) VALUES (?, ?, ?, ?, ?)",
+            (caller, session, *SESSION_WINDOW[::-1], credits),
+        )
+    return Used(used or 0, session_used or 0)
 
 
-def _count_session(db: Db, caller: str, session: str | None, credits: int) -> int:
-    """Add the charge to the caller's counter in its session; what the counter held before it."""
-    if session is None:
-        return 0
-    row = db.execute(
-        "INSERT INTO session_use (session_id, caller, used) VALUES (?, ?, ?) ON CONFLICT (session_id, caller) "
-        "DO UPDATE SET used = used + excluded.used RETURNING used",
-        (session, caller, credits),
-    ).fetchone()
-    return int(row[0]) - credits
-
-
-def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
+def usage(db: Db, limits: CallLimits) -> Used:
     """The caller's credits in the current window and the session's (0 for a limit that is not set), read
-    from the counters, or summed from the charges when a counter has not been made yet."""
+    from the counters, or summed from the charges when the window's counter has not been made yet."""
     used = session_used = 0
     if limits.credits is not None:
         row = db.execute(
-            "SELECT used FROM allowance_use WHERE caller = ? AND window_end = ? AND window_start = ?",
+            "SELECT used FROM caller_use WHERE caller = ? AND scope = '' AND window_end = ? AND window_start = ?",
             (limits.name, limits.renews_at, limits.window_start),
         ).fetchone()
         if row is None:
@@ -125,10 +130,12 @@ def usage(db: Db, limits: CallLimits) -> tuple[int, int]:
             ).fetchone()
         used = int(row[0])
     if limits.session is not None and limits.session_credits is not None:
-        key = (limits.session, limits.name)
-        row = db.execute("SELECT used FROM session_use WHERE session_id = ? AND caller = ?", key).fetchone()
+        row = db.execute(
+            "SELECT used FROM caller_use WHERE caller = ? AND scope = ? AND window_end = ? AND window_start = ?",
+            (limits.name, limits.session, *SESSION_WINDOW[::-1]),
+        ).fetchone()
         session_used = 0 if row is None else int(row[0])
-    return used, session_used
+    return Used(used, session_used)
 
 
 def _recent(db: Db, caller: str, limits: CallLimits, now: float, count: int) -> Recent:
@@ -163,13 +170,10 @@ def release(db: Db, charge: int) -> None:
         credits, caller, created_at, session = int(row[0]), row[1], float(row[2]), row[3]
         db.execute("UPDATE spend SET spent = spent - ? WHERE id = 1", (credits,))
         db.execute(
-            "UPDATE allowance_use SET used = used - ? WHERE caller = ? AND window_end > ? AND window_start <= ?",
-            (credits, caller, created_at, created_at),
+            "UPDATE caller_use SET used = used - ? WHERE caller = ? AND scope IN ('', ?) AND window_end > ? "
+            "AND window_start <= ?",
+            (credits, caller, session, created_at, created_at),
         )
-        if session is not None:
-            db.execute(
-                "UPDATE session_use SET used = used - ? WHERE session_id = ? AND caller = ?", (credits, session, caller)
-            )
 
 
 def credits(db: Db, principal: str, budget: int | None, limits: CallLimits | None) -> CreditSummary:
