@@ -21,6 +21,7 @@ travel in one pipeline (`PostgresDb._pipelined_transaction`), so the lock costs 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits
@@ -66,12 +67,18 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     reads the recent calls. It returns `seq`, `spent` (the budget's new total) and, when counted,
     `used` and `session_used` (new values, this charge included), `recent_count` and `oldest` (the caller's
     calls in the last minute, up to the limit, and when the oldest of them started)."""
+    return _statement(capped, limits.session is not None and limits.any, rate)
+
+
+@functools.cache
+def _statement(capped: bool, counted_session: bool, rate: bool) -> str:
+    """The statement's text, one of eight, made once each."""
     ctes = [_BUMP.format(besides=f" AND NOT ({_WINDOW})" if capped else "")]
     counters = ["bumped"]
     if capped:
         ctes.append(_CURRENT)
         counters.append("allowance")
-    if limits.session is not None and limits.any:
+    if counted_session:
         ctes.append(_SESSION)
         counters.append("session_count")
     if rate:
@@ -82,7 +89,7 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
     columns = ["charge.seq AS seq", "budget.spent AS spent"]
     if capped:
         columns.append("(SELECT used FROM allowance) AS used")
-    if limits.session is not None and limits.any:
+    if counted_session:
         columns.append("(SELECT used FROM session_count) AS session_used")
     if rate:
         columns.append("(SELECT COUNT(*) FROM recent) AS recent_count, (SELECT MIN(created_at) FROM recent) AS oldest")
