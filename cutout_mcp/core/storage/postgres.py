@@ -12,8 +12,9 @@ What makes concurrent replicas safe, statement by statement (READ COMMITTED):
 - a dedupe guard is claimed with `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`, one atomic
   statement; a reservation under a guard locks the guard row (`FOR UPDATE`) so a takeover cannot
   slip between the holder's check and its charge;
-- a caller's rate is read after taking a transaction advisory lock on the caller (its name's hash), so
-  two replicas reserving for one caller take turns, and the second counts the first's charge;
+- a caller's rate is read in the reserving statement, which also moves the caller's turn counter and
+  checks that no other reservation or release of the caller committed since its snapshot (else it is
+  made again after locking the turn), so two replicas reserving for one caller count each other's charge;
 - task leases are taken over with `UPDATE ... WHERE lease_expires <= now ... RETURNING`, so exactly
   one replica adopts each orphaned task.
 """
@@ -62,9 +63,25 @@ class PostgresStorage(PostgresDb, Storage):
         now = self._clock.now()
         limits = None if limits is None else limits.at(now)
         caller = principal_name(principal) if limits is None else limits.name
+        charge = (principal, caller, kind, credits, now, None if guard is None else guard.key, detail)
+        try:
+            return await self._reserve(charge, limits, budget, guard, first_turn=False)
+        except _Overtaken:  # another reservation of the caller came between: again, in turn
+            return await self._reserve(charge, limits, budget, guard, first_turn=True)
+
+    async def _reserve(
+        self,
+        charge: tuple[str, str, str, int, float, str | None, str | None],
+        limits: CallLimits | None,
+        budget: int | None,
+        guard: Guard | None,
+        *,
+        first_turn: bool,
+    ) -> int:
+        """One attempt at `reserve` (`postgres_charges` says how); `first_turn` locks the caller's turn first."""
+        caller, credits, now = charge[1], charge[3], charge[4]
         rules = limits or CallLimits(caller)
         capped, rate = rules.credits is not None, bool(rules.calls_per_minute)
-        charge = (principal, caller, kind, credits, now, None if guard is None else guard.key, detail)
         async with self._pipelined_transaction() as cur:  # one round trip to the answer, one to commit
             if guard is not None:
                 await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
@@ -74,11 +91,13 @@ class PostgresStorage(PostgresDb, Storage):
                         "Another server process took over this request's duplicate check while it was waiting; "
                         "nothing was sent to cutout.pro or charged. Call generate_video again."
                     )
-            if rate:  # the caller's reservations in turn, so the recent calls read next are all committed ones
-                await cur.execute(charges.CALLER_LOCK, (charges.CALLER_LOCK_SPACE, caller))
+            if rate and first_turn:
+                await cur.execute(charges.TAKE_TURN, (caller,))
             await cur.execute(charges.reserve_statement(rules, capped, rate), charges.reserve_params(charge, limits))
             row = await cur.fetchone()
             # a refusal raises here, and the transaction's rollback undoes every counter the statement moved
+            if rate and charges.overtaken(row):
+                raise _Overtaken()
             if rules.any:
                 recent = Recent(int(row["recent_count"]), row["oldest"]) if rate else Recent()
                 used, session_used = charges.before(row, "used", credits), charges.before(row, "session_used", credits)
@@ -270,6 +289,11 @@ class PostgresStorage(PostgresDb, Storage):
             await cur.execute("SELECT value FROM secrets WHERE name = %s", (name,))
             row = await cur.fetchone()
         return bytes(row["value"])
+
+
+class _Overtaken(Exception):
+    """A reservation read the caller's recent calls from a snapshot another reservation or release of the
+    caller has since changed; it is rolled back and made again in turn."""
 
 
 def _pg(statement: str) -> str:

@@ -6,17 +6,23 @@ row and the charge itself. Each counter is an `UPDATE` or an `INSERT ... ON CONF
 returns the row's new value; the row stays locked until the transaction ends, so checking that value in
 Python and rolling back on a refusal is as exact across replicas as a check in the `WHERE` clause, and
 gives the refusal its numbers without a second read. The budget's update waits for the counters (its
-`WHERE` reads them), so every transaction locks a caller's counters before the shared `spend` row, and a
-release takes them in the same order.
+`WHERE` reads them, one after the other), so every transaction locks a caller's rows in one order (the
+turn, the windows, the session) and all of them before the shared `spend` row; a release takes them in
+the same order. (Two windows of one caller holding the same time, which only a change of period in the
+policy makes, are locked in an order of their own, and could deadlock with a release; PostgreSQL then
+fails one of the two after a second.)
 
 A window's counter row that is missing is made, filled from the charges already in it, inside the same
 statement; a replica making it at the same moment makes the other's `INSERT` add to the row instead
 (`ON CONFLICT`), whose sum did not count either new charge, so neither is lost.
 
-The rate reads at most `calls_per_minute` of the caller's newest charges; that read is only exact once
-the previous reservation of the same caller has committed, hence the advisory lock, taken by a statement
-of its own so the reading statement's snapshot is taken after it. `BEGIN`, the lock and the statement
-travel in one pipeline (`PostgresDb._pipelined_transaction`), so the lock costs no round trip.
+The rate reads at most `calls_per_minute` of the caller's newest charges in the same statement, from its
+snapshot; that read is exact only if no other reservation or release of the caller committed since. Each
+of them moves the caller's turn counter (a `caller_use` row), and the statement both moves it (locking it
+to the end of the transaction) and reads it from its snapshot: one more than the snapshot's value means
+nothing came between, and the read stands. Otherwise the reservation is rolled back and made again after
+locking the turn first (`TAKE_TURN`, a statement of its own, so the second snapshot follows the lock).
+`BEGIN` and the statements travel in one pipeline (`PostgresDb._pipelined_transaction`).
 """
 
 from __future__ import annotations
@@ -26,11 +32,16 @@ from typing import Any
 
 from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits
 
-CALLER_LOCK_SPACE = 0x6375_7474
-"""The first key of the per-caller advisory locks (two int4 keys, a space apart from the schema lock's one
-bigint key)."""
+TURN = "'*rate', 'Infinity', '-Infinity'"
+"""The key (scope, window end, window start) of a caller's turn counter in `caller_use`: not credits, but how
+many times a reservation or release changed the caller's calls of the last minute."""
 
-CALLER_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+TAKE_TURN = (
+    "INSERT INTO caller_use (caller, scope, window_end, window_start, used) "  # noqa: S608 - constant key
+    f"VALUES (%s, {TURN}, 0) ON CONFLICT (caller, scope, window_end, window_start) DO UPDATE SET used = caller_use.used"
+)
+"""Lock the caller's turn counter (made when missing) without moving it: the statements after it then read
+every reservation and release of the caller committed before, and none can commit until this one does."""
 
 _WINDOW = "window_end = %(end)s AND window_start = %(start)s"
 _BUMP = (
@@ -55,6 +66,15 @@ _RECENT = (
     "recent AS (SELECT created_at FROM charges WHERE caller = %(caller)s AND created_at > %(since)s "
     "ORDER BY created_at DESC LIMIT %(per_minute)s)"
 )
+_TURN = (
+    "turn AS (INSERT INTO caller_use (caller, scope, window_end, window_start, used) "  # noqa: S608 - constant key
+    f"VALUES (%(caller)s, {TURN}, 1) ON CONFLICT (caller, scope, window_end, window_start) "
+    "DO UPDATE SET used = caller_use.used + 1 RETURNING used)"
+)
+_SEEN_TURN = (
+    "(SELECT used FROM caller_use WHERE caller = %(caller)s AND (scope, window_end, window_start) = "  # noqa: S608
+    f"({TURN})) AS seen_turn"
+)
 _CHARGE = (
     "charge AS (INSERT INTO charges (principal, caller, kind, credits, created_at, dedupe_key, session_id, detail) "
     "SELECT %(principal)s, %(caller)s, %(kind)s, %(price)s, %(now)s, %(dedupe)s, %(session)s, %(detail)s "
@@ -73,18 +93,23 @@ def reserve_statement(limits: CallLimits, capped: bool, rate: bool) -> str:
 @functools.cache
 def _statement(capped: bool, counted_session: bool, rate: bool) -> str:
     """The statement's text, one of eight, made once each."""
-    ctes = [_BUMP.format(besides=f" AND NOT ({_WINDOW})" if capped else "")]
-    counters = ["bumped"]
+    ctes = [_RECENT, _TURN] if rate else []
+    counters = ["turn"] if rate else []
+    ctes.append(_BUMP.format(besides=f" AND NOT ({_WINDOW})" if capped else ""))
+    counters.append("bumped")
     if capped:
         ctes.append(_CURRENT)
         counters.append("allowance")
     if counted_session:
         ctes.append(_SESSION)
         counters.append("session_count")
-    if rate:
-        ctes.append(_RECENT)
-    waits = " AND ".join(f"(SELECT COUNT(*) FROM {name}) >= 0" for name in counters)  # noqa: S608 - constant names
-    ctes.append(f"budget AS (UPDATE spend SET spent = spent + %(price)s WHERE id = 1 AND {waits} RETURNING spent)")  # noqa: S608
+    # one sub-select reading the counters' CTEs in this order: each runs to the end before the next starts,
+    # so every transaction locks a caller's rows in the same order, and all of them before `spend`
+    gate = " UNION ALL ".join(f"SELECT 1 FROM {name}" for name in counters)  # noqa: S608 - constant names
+    ctes.append(
+        "budget AS (UPDATE spend SET spent = spent + %(price)s WHERE id = 1 "  # noqa: S608 - constant names
+        f"AND (SELECT COUNT(*) FROM ({gate}) AS counted) >= 0 RETURNING spent)"
+    )
     ctes.append(_CHARGE)
     columns = ["charge.seq AS seq", "budget.spent AS spent"]
     if capped:
@@ -92,7 +117,11 @@ def _statement(capped: bool, counted_session: bool, rate: bool) -> str:
     if counted_session:
         columns.append("(SELECT used FROM session_count) AS session_used")
     if rate:
-        columns.append("(SELECT COUNT(*) FROM recent) AS recent_count, (SELECT MIN(created_at) FROM recent) AS oldest")
+        columns += [
+            "(SELECT COUNT(*) FROM recent) AS recent_count, (SELECT MIN(created_at) FROM recent) AS oldest",
+            "(SELECT used FROM turn) AS turn",
+            _SEEN_TURN,
+        ]
     return f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} FROM charge, budget"  # noqa: S608 - constant parts
 
 
@@ -122,11 +151,14 @@ RELEASE = (
     "WITH gone AS (DELETE FROM charges WHERE seq = %s RETURNING credits, caller, created_at, session_id), "
     "counters AS (UPDATE caller_use c SET used = c.used - gone.credits FROM gone WHERE c.caller = gone.caller "
     "AND c.scope IN ('', gone.session_id) AND c.window_end > gone.created_at AND c.window_start <= gone.created_at "
-    "RETURNING 1) UPDATE spend SET spent = spent - gone.credits FROM gone WHERE spend.id = 1 "
-    "AND (SELECT COUNT(*) FROM counters) >= 0"
+    "RETURNING 1), turns AS (UPDATE caller_use t SET used = t.used + 1 FROM gone WHERE t.caller = gone.caller "
+    "AND (t.scope, t.window_end, t.window_start) = ('*rate', 'Infinity', '-Infinity') RETURNING 1) "
+    "UPDATE spend SET spent = spent - gone.credits FROM gone WHERE spend.id = 1 "
+    "AND (SELECT COUNT(*) FROM (SELECT 1 FROM turns UNION ALL SELECT 1 FROM counters) AS counted) >= 0"
 )
 """Delete a charge and take it out of the budget, every window of its caller holding its time (one that
-turned over since keeps its own row), and its session's counter: one statement, counters before `spend`."""
+turned over since keeps its own row), and its session's counter, and move the caller's turn: one statement,
+counters before `spend`."""
 
 USAGE = (
     "SELECT COALESCE((SELECT used FROM caller_use WHERE caller = %(caller)s AND scope = '' AND window_end = %(end)s "
@@ -147,6 +179,12 @@ def usage_params(limits: CallLimits) -> dict[str, Any]:
         "credits": limits.credits,
         "session": limits.session,
     }
+
+
+def overtaken(row: Any) -> bool:
+    """Whether another reservation or release of the caller committed between the reserving statement's
+    snapshot and its lock on the caller's turn, so the recent calls it read may be stale."""
+    return "turn" in row and int(row["turn"]) != int(row["seen_turn"] or 0) + 1
 
 
 def before(row: Any, column: str, price: int) -> int:
