@@ -1,8 +1,7 @@
 """The PostgreSQL statements that reserve and release a charge, each counter included, in one statement.
 
-A reservation is one statement of data-modifying CTEs (plus, only when a rate is set, the caller's
-advisory lock before it): the caller's allowance counters, the session's counter, the budget's `spend`
-row and the charge itself. Each counter is an `UPDATE` or an `INSERT ... ON CONFLICT DO UPDATE` that
+A reservation is one statement of data-modifying CTEs: the caller's turn (only when a rate is set), the
+caller's allowance counters, the session's counter, the budget's `spend` row and the charge itself. Each counter is an `UPDATE` or an `INSERT ... ON CONFLICT DO UPDATE` that
 returns the row's new value; the row stays locked until the transaction ends, so checking that value in
 Python and rolling back on a refusal is as exact across replicas as a check in the `WHERE` clause, and
 gives the refusal its numbers without a second read. The budget's update waits for the counters (its
