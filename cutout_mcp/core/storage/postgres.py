@@ -82,7 +82,7 @@ class PostgresStorage(PostgresDb, Storage):
         caller, credits, now = charge[1], charge[3], charge[4]
         rules = limits or CallLimits(caller)
         capped, rate = rules.credits is not None, bool(rules.calls_per_minute)
-        async with self._pipelined_transaction() as cur:  # one round trip to the answer, one to commit
+        async with self._transaction() as cur:
             if guard is not None:
                 await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
                 held = await cur.fetchone()

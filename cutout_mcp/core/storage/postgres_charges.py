@@ -1,12 +1,13 @@
 """The PostgreSQL statements that reserve and release a charge, each counter included, in one statement.
 
 A reservation is one statement of data-modifying CTEs: the caller's turn (only when a rate is set), the
-caller's allowance counters, the session's counter, the budget's `spend` row and the charge itself. Each counter is an `UPDATE` or an `INSERT ... ON CONFLICT DO UPDATE` that
-returns the row's new value; the row stays locked until the transaction ends, so checking that value in
-Python and rolling back on a refusal is as exact across replicas as a check in the `WHERE` clause, and
-gives the refusal its numbers without a second read. The budget's update waits for the counters (its
-`WHERE` reads them, one after the other), so every transaction locks a caller's rows in one order (the
-turn, the windows, the session) and all of them before the shared `spend` row; a release takes them in
+caller's allowance counters, the session's counter, the budget's `spend` row and the charge itself.
+Each counter is an `UPDATE` or an `INSERT ... ON CONFLICT DO UPDATE` that returns the row's new value;
+the row stays locked until the transaction ends, so checking that value in Python and rolling back on a
+refusal is as exact across replicas as a check in the `WHERE` clause, and gives the refusal its numbers
+without a second read. The budget's update waits for the counters (its `WHERE` reads them, one after
+the other), so every transaction locks a caller's rows in one order (the turn, the windows, the
+session) and all of them before the shared `spend` row; a release takes them in
 the same order. (Two windows of one caller holding the same time, which only a change of period in the
 policy makes, are locked in an order of their own, and could deadlock with a release; PostgreSQL then
 fails one of the two after a second.)
@@ -21,7 +22,7 @@ of them moves the caller's turn counter (a `caller_use` row), and the statement 
 to the end of the transaction) and reads it from its snapshot: one more than the snapshot's value means
 nothing came between, and the read stands. Otherwise the reservation is rolled back and made again after
 locking the turn first (`TAKE_TURN`, a statement of its own, so the second snapshot follows the lock).
-`BEGIN` and the statements travel in one pipeline (`PostgresDb._pipelined_transaction`).
+So a reservation is `BEGIN`, one statement and `COMMIT`, with limits or without.
 """
 
 from __future__ import annotations

@@ -95,16 +95,13 @@ class PostgresDb:
         await self._pool.close()
 
     @asynccontextmanager
-    async def _cursor(self, *, transaction: bool, pipeline: bool = False) -> AsyncIterator[Any]:
+    async def _cursor(self, *, transaction: bool) -> AsyncIterator[Any]:
         import psycopg
         from psycopg.rows import dict_row
 
         try:
             async with self._pool.connection() as conn:
-                if pipeline:
-                    async with conn.pipeline(), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                        yield cur
-                elif transaction:
+                if transaction:
                     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                         yield cur
                 else:
@@ -115,11 +112,6 @@ class PostgresDb:
 
     def _transaction(self) -> Any:
         return self._cursor(transaction=True)
-
-    def _pipelined_transaction(self) -> Any:
-        """A transaction whose statements are sent without waiting for one another's answers until a result
-        is read (psycopg's pipeline mode): `BEGIN`, a lock and the statement reading after it travel together."""
-        return self._cursor(transaction=True, pipeline=True)
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
         async with self._cursor(transaction=False) as cur:
