@@ -86,7 +86,8 @@ async def submit(storage: Storage, n: int, log: str) -> None:
 
 
 async def allowance(storage: Storage, n: int, log: str) -> None:
-    policy_file = Path(log).with_suffix(".toml")
+    # a file of this process's own: another process rewriting a shared one could be read half-written
+    policy_file = Path(log).with_suffix(f".{os.getpid()}.toml")
     policy_file.write_text(POLICY)
     policy = load_policy(Settings(allowances_file=policy_file))
     paid = PaidCalls(storage, None, SystemClock(), policy=policy)

@@ -28,8 +28,18 @@ class Period:
     seconds: int = 0
 
     def window(self, now: float) -> tuple[float, float]:
-        """The window holding `now`: its start (inclusive) and when it renews (exclusive)."""
-        return window_start(self, now), renews_at(self, now)
+        """The window holding `now`: its start (inclusive) and when it renews (exclusive).
+
+        The last window of each period is remembered: every paid call asks, and it changes once a period."""
+        last = _LAST_WINDOW.get(self)
+        if last is not None and last[0] <= now < last[1]:
+            return last
+        window = window_start(self, now), renews_at(self, now)
+        _LAST_WINDOW[self] = window
+        return window
+
+
+_LAST_WINDOW: dict[Period, tuple[float, float]] = {}
 
 
 def parse_period(text: str) -> Period:

@@ -108,6 +108,7 @@ async def edit_image(
                 consent=consent,
                 session=plan.session,
                 model=entry.name,
+                detail=entry.name,
             )
     except CutoutError as exc:
         keep = exc.may_have_charged and not isinstance(exc, UpstreamError)  # not answered: may still fetch

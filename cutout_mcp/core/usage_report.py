@@ -31,7 +31,8 @@ TOOLS = {"video": "generate_video", "edit": "edit_image"}
 VIDEO_MODEL = "image-to-video"
 """The model column of a video: cutout.pro's Image-to-Video API has one model, and no name for it."""
 UNRECORDED_MODEL = "(not recorded)"
-"""The model of an edit whose outcome is unknown: the ledger learns the model with the result."""
+"""The model of an edit the ledger has no model for: one reserved by a server older than the one that stores
+the model with the reservation, whose outcome stayed unknown."""
 
 UNKNOWN_NOTE = (
     "unknown: the outcome of these calls is unknown (a timeout, a 5xx, a lost answer, or still in flight).",

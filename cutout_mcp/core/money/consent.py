@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from cutout_mcp.config import Settings
 from cutout_mcp.core.results import AllowanceShare, CreditSummary
 from cutout_mcp.core.storage import BudgetExceededError, Storage
-from cutout_mcp.core.storage.limits import CallLimits, check_limits
+from cutout_mcp.core.storage.limits import CallLimits, Recent, check_limits
 from cutout_mcp.errors import CutoutMcpError
 
 SETTING = "CUTOUT_CONFIRM_SPEND"
@@ -104,7 +104,7 @@ async def question_for(
     share = credits.allowance
     if limits is not None and share is not None:
         used, session_used = share.used or 0, share.session_used or 0
-        check_limits(replace(limits, calls_per_minute=None), spend.credits, 0.0, used, session_used, [])
+        check_limits(replace(limits, calls_per_minute=None), spend.credits, 0.0, used, session_used, Recent())
     return question(spend, credits, rule_name(above))
 
 

@@ -98,6 +98,10 @@ class Dedupe(Generic[T]):
     find: Callable[[], Awaitable[T | None]]
 
 
+LIMITS_REMEMBERED = 4096
+"""Callers' limits kept by `PaidCalls.limits` (one per caller and session) before they are all forgotten."""
+
+
 @dataclass(frozen=True)
 class Paid(Generic[T]):
     value: T
@@ -124,6 +128,7 @@ class PaidCalls:
     metrics: Metrics = NO_METRICS
     """Counts the credits whose charge stays in the ledger (`credits_spent`)."""
     _calls: itertools.count[int] = field(default_factory=itertools.count)
+    _limits: dict[tuple[str, str | None], CallLimits] = field(default_factory=dict)
 
     async def call(
         self,
@@ -137,12 +142,14 @@ class PaidCalls:
         consent: Consent | None = None,
         session: str | None = None,
         model: str = "",
+        detail: str | None = None,
     ) -> Paid[T]:
         """Pay for `send()` once, with `record(charge, value)` tying the charge to what it bought.
 
         `session` is the key of the caller's MCP session (`limits.session_key`), which the session cap counts;
-        `model` only labels the credits counted in the metrics."""
-        pay = _Payment(principal, kind, credits, model, session)
+        `model` labels the credits counted in the metrics; `detail` (an edit's model) is stored with the charge
+        from the start, so it is known even when the call's outcome never is."""
+        pay = _Payment(principal, kind, credits, model, session, detail)
         if dedupe is None:
             check_consent(self.confirm_above, credits, consent)
             return await self._pay(pay, send, record, None)
@@ -196,8 +203,17 @@ class PaidCalls:
             delay = min(delay * 2, GUARD_POLL_MAX)
 
     def limits(self, principal: str, session: str | None) -> CallLimits:
-        """What a paid call of `principal` in `session` must fit now, besides the budget."""
-        return call_limits(self.policy, principal, session, self.clock.now())
+        """What a paid call of `principal` in `session` must fit now, besides the budget.
+
+        Remembered until the caller's window ends: a paid call asks twice (planning and paying)."""
+        now = self.clock.now()
+        known = self._limits.get((principal, session))
+        if known is not None and (known.rule is None or known.window_start <= now < known.renews_at):
+            return known
+        if len(self._limits) >= LIMITS_REMEMBERED:
+            self._limits.clear()
+        fresh = self._limits[principal, session] = call_limits(self.policy, principal, session, now)
+        return fresh
 
     async def _pay(
         self,
@@ -210,7 +226,9 @@ class PaidCalls:
             try:
                 limits = self.limits(pay.principal, pay.session)
                 with span("cutout.ledger.reserve", **{"cutout.charge.kind": pay.kind}):
-                    charge = await self.ledger.reserve(pay.principal, pay.kind, pay.credits, self.budget, guard, limits)
+                    charge = await self.ledger.reserve(
+                        pay.principal, pay.kind, pay.credits, self.budget, guard, limits, pay.detail
+                    )
             except StorageError as exc:
                 raise LedgerUnavailableError(exc) from exc
             released = False
@@ -245,6 +263,7 @@ class _Payment:
     credits: int
     model: str
     session: str | None = None
+    detail: str | None = None
 
 
 async def clean_guards(ledger: Storage, now: float) -> int:

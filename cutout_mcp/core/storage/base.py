@@ -9,8 +9,9 @@ guarantees, and one parametrized test suite holds them to it (`tests/test_storag
 
 - a charge is reserved before the upstream request, in the same transaction as a checked counter
   (`spend`), so concurrent calls in any number of processes never take the spend past the budget;
-  the caller's allowance, session cap and rate (`limits.CallLimits`) are counted from the charges in
-  that same transaction, serialised per caller, so they cannot be passed either;
+  the caller's allowance and session cap (`limits.CallLimits`) are counters moved in that same
+  transaction, and the rate is read from the caller's newest charges serialised per caller, so they
+  cannot be passed either;
 - a guard row, claimed atomically with a lease, lets one process at a time submit a given request;
   a claim whose lease ran out (its holder died) may be taken over, and the taker is told about any
   charge the dead holder reserved without recording what it bought (`Claim.unrecorded`);
@@ -139,13 +140,15 @@ class Storage(ABC):
         budget: int | None,
         guard: Guard | None = None,
         limits: CallLimits | None = None,
+        detail: str | None = None,
     ) -> int:
         """Record a paid call about to be sent and return its charge id.
 
         Raises BudgetExceededError when the spend would pass `budget` (checked against one counter in
         the same transaction), AllowanceExceededError when it would pass one of `limits` (the caller's
-        charges counted in the same transaction; the charge is stored with `limits.session`), and
-        GuardLostError when `guard` is no longer held by its holder.
+        and the session's counters, moved in the same transaction; the charge is stored with
+        `limits.session` and the caller's name), and GuardLostError when `guard` is no longer held by its
+        holder. `detail` is what the call buys (an edit's model), kept even when its outcome stays unknown.
         """
 
     @abstractmethod

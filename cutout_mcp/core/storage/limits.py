@@ -1,8 +1,18 @@
 """A caller's limits as `Storage.reserve` checks them, the refusal when one would be passed, and the
 caller's share as `Storage.credits` shows it.
 
-The backends run the counting queries inside the reserving transaction (after taking the caller's lock on
-PostgreSQL) and hand the numbers to `check_limits`, so the rule is written once and holds on both.
+The backends count each charge into constant-cost counters in the reserving transaction, like the budget's
+`spend` row, and hand the numbers to `check_limits`, so the rule is written once and holds on both:
+
+- `caller_use`, per caller (by name, so an OAuth subject using two clients is one caller): one row per
+  allowance window, holding the credits of the caller's charges made within it, made the first time its
+  window is asked for, filled from the charges already in it (`SUM`, once), so it is exact whatever
+  policy was in force before; from then on every charge of the caller made within the window adds to
+  it and every release subtracts from it, whether or not an allowance was set at the time; and one row
+  per MCP session (a window without end, `SESSION_WINDOW`), moved by each charge stored with that
+  session (a charge is stored with its session when the caller has any limit);
+- the rate reads at most `calls_per_minute` of the caller's newest charges through an index.
+
 Released reservations are deleted, so they count for nothing, the rate included; a reservation whose
 outcome is unknown stays, so it counts.
 """
@@ -10,16 +20,20 @@ outcome is unknown stays, so it counts.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple
 
 from cutout_mcp.clock import iso_utc
-from cutout_mcp.config.allowances import AllowancePolicy
+from cutout_mcp.config.allowances import AllowancePolicy, principal_name
+from cutout_mcp.config.periods import Period
 from cutout_mcp.core.results import AllowanceShare
 from cutout_mcp.errors import CutoutMcpError
 
 LimitName = Literal["allowance", "session", "rate"]
 RATE_SECONDS = 60.0
+SESSION_WINDOW = (float("-inf"), float("inf"))
+"""The window of a session's counter (start, end): it holds every time, so one range finds it with the
+caller's current windows."""
 NOTHING_SENT = "Nothing was sent to cutout.pro or charged."
 
 
@@ -29,7 +43,8 @@ class CallLimits:
     session's cap and the rate of paid calls. None is no limit."""
 
     name: str
-    """The caller as people know them (a token's name, an OAuth subject, `local`), for messages."""
+    """The caller as people know them (a token's name, an OAuth subject, `local`): what the allowance, the
+    rate and the messages count and name, whichever client the caller uses."""
     session: str | None = None
     """The MCP session's key, stored with the charge (`session_key`)."""
     credits: int | None = None
@@ -38,16 +53,26 @@ class CallLimits:
     renews_at: float = 0.0
     session_credits: int | None = None
     calls_per_minute: int | None = None
+    rule: Period | None = None
+    """The allowance's period, so the storage can take the window holding the charge's own time."""
 
     @property
     def any(self) -> bool:
         return (self.credits, self.session_credits, self.calls_per_minute) != (None, None, None)
 
+    def at(self, now: float) -> CallLimits:
+        """These limits with the window holding `now` (the time the charge is stamped with), so a charge
+        is always counted in the window its time falls in, even when the window turned over since."""
+        if self.rule is None or self.window_start <= now < self.renews_at:
+            return self
+        start, renews = self.rule.window(now)
+        return replace(self, window_start=start, renews_at=renews)
+
 
 def call_limits(policy: AllowancePolicy | None, principal: str, session: str | None, now: float) -> CallLimits:
     """The limits that apply to `principal` in `session` at `now` (none when there is no policy)."""
     if policy is None:
-        return CallLimits(principal, session)
+        return CallLimits(principal_name(principal), session)
     name, limits = policy.for_principal(principal)
     start, renews = limits.period.window(now)
     return CallLimits(
@@ -59,6 +84,7 @@ def call_limits(policy: AllowancePolicy | None, principal: str, session: str | N
         renews,
         limits.session_credits,
         limits.paid_calls_per_minute,
+        limits.period,
     )
 
 
@@ -77,11 +103,27 @@ class AllowanceExceededError(CutoutMcpError):
         self.limit = limit
 
 
-def check_limits(limits: CallLimits, price: int, now: float, used: int, session_used: int, recent: list[float]) -> None:
+class Used(NamedTuple):
+    """What the caller's current window and session held before this charge (0 where nothing is counted)."""
+
+    window: int
+    session: int
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The caller's paid calls started in the last minute, counted up to `calls_per_minute` (newest first)."""
+
+    count: int = 0
+    oldest: float | None = None
+    """When the oldest of those counted started, once `count` reached the limit (the wait is from it)."""
+
+
+def check_limits(limits: CallLimits, price: int, now: float, used: int, session_used: int, recent: Recent) -> None:
     """Raise AllowanceExceededError when this call (costing `price`) passes a limit.
 
     `used` is what the caller's charges in the current window add up to, `session_used` the session's,
-    and `recent` the start times of the caller's paid calls in the last minute, newest first."""
+    and `recent` the caller's paid calls in the last minute."""
     if limits.credits is not None and used + price > limits.credits:
         raise AllowanceExceededError(
             "allowance",
@@ -98,11 +140,11 @@ def check_limits(limits: CallLimits, price: int, now: float, used: int, session_
             f"{NOTHING_SENT}",
         )
     per_minute = limits.calls_per_minute
-    if per_minute is not None and len(recent) >= per_minute:
-        if per_minute == 0:
+    if per_minute is not None and recent.count >= per_minute:
+        if per_minute == 0 or recent.oldest is None:
             wait = "No paid call is allowed at all (paid_calls_per_minute = 0)."
         else:
-            seconds = max(1, int(recent[per_minute - 1] + RATE_SECONDS - now + 0.999))
+            seconds = max(1, int(recent.oldest + RATE_SECONDS - now + 0.999))
             wait = f"The next paid call is allowed in {seconds} s."
         raise AllowanceExceededError(
             "rate",

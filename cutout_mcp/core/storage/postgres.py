@@ -5,24 +5,25 @@ it and translating driver errors are in `postgres_db`.
 
 What makes concurrent replicas safe, statement by statement (READ COMMITTED):
 
-- the budget is one counter row updated with its check in the WHERE clause
-  (`spent + credits <= budget`); PostgreSQL re-evaluates that condition on the latest row version
-  after waiting for a concurrent update, so two replicas can never both pass it on a stale read;
+- the budget is one counter row, the caller's allowance and session caps counter rows of their own; a
+  reservation moves them all in one statement (`postgres_charges`) and checks their new values, which
+  PostgreSQL computes on the latest row version after waiting for a concurrent update and keeps locked
+  until the transaction ends, so two replicas can never both pass a limit on a stale read;
 - a dedupe guard is claimed with `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`, one atomic
   statement; a reservation under a guard locks the guard row (`FOR UPDATE`) so a takeover cannot
   slip between the holder's check and its charge;
-- a caller's allowance, session cap and rate are counted after taking a transaction advisory lock on
-  the caller (`CALLER_LOCK_SPACE`, the principal's hash), so two replicas reserving for one caller take
-  turns, and the second counts the first's charge;
+- a caller's rate is read in the reserving statement, which also moves the caller's turn counter and
+  checks that no other reservation or release of the caller committed since its snapshot (else it is
+  made again after locking the turn), so two replicas reserving for one caller count each other's charge;
 - task leases are taken over with `UPDATE ... WHERE lease_expires <= now ... RETURNING`, so exactly
   one replica adopts each orphaned task.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from cutout_mcp.config.allowances import principal_name
 from cutout_mcp.core.results import ACTIVE_STATUSES, CreditSummary, JobStatus, LedgerJob, VideoJob
+from cutout_mcp.core.storage import postgres_charges as charges
 from cutout_mcp.core.storage.base import (
     BudgetExceededError,
     ChargeKind,
@@ -37,7 +38,7 @@ from cutout_mcp.core.storage.base import (
     task_from_row,
     task_values,
 )
-from cutout_mcp.core.storage.limits import RATE_SECONDS, CallLimits, allowance_share, check_limits
+from cutout_mcp.core.storage.limits import CallLimits, Recent, allowance_share, check_limits
 from cutout_mcp.core.storage.postgres_db import PostgresDb
 from cutout_mcp.core.storage.statements import STAGED_SQL, TASK_SQL, finish_values, save_values
 
@@ -57,8 +58,30 @@ class PostgresStorage(PostgresDb, Storage):
         budget: int | None,
         guard: Guard | None = None,
         limits: CallLimits | None = None,
+        detail: str | None = None,
     ) -> int:
         now = self._clock.now()
+        limits = None if limits is None else limits.at(now)
+        caller = principal_name(principal) if limits is None else limits.name
+        charge = (principal, caller, kind, credits, now, None if guard is None else guard.key, detail)
+        try:
+            return await self._reserve(charge, limits, budget, guard, first_turn=False)
+        except _Overtaken:  # another reservation of the caller came between: again, in turn
+            return await self._reserve(charge, limits, budget, guard, first_turn=True)
+
+    async def _reserve(
+        self,
+        charge: tuple[str, str, str, int, float, str | None, str | None],
+        limits: CallLimits | None,
+        budget: int | None,
+        guard: Guard | None,
+        *,
+        first_turn: bool,
+    ) -> int:
+        """One attempt at `reserve` (`postgres_charges` says how); `first_turn` locks the caller's turn first."""
+        caller, credits, now = charge[1], charge[3], charge[4]
+        rules = limits or CallLimits(caller)
+        capped, rate = rules.credits is not None, bool(rules.calls_per_minute)
         async with self._transaction() as cur:
             if guard is not None:
                 await cur.execute("SELECT holder FROM guards WHERE key = %s FOR UPDATE", (guard.key,))
@@ -68,36 +91,23 @@ class PostgresStorage(PostgresDb, Storage):
                         "Another server process took over this request's duplicate check while it was waiting; "
                         "nothing was sent to cutout.pro or charged. Call generate_video again."
                     )
-            if limits is not None and limits.any:
-                # one caller's reservations in turn on every replica; each statement after the lock reads
-                # what the previous holder committed (READ COMMITTED takes a new snapshot per statement)
-                await cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CALLER_LOCK_SPACE, principal))
-                used, session_used = await _usage(cur, principal, limits)
-                check_limits(limits, credits, now, used, session_used, await _recent_calls(cur, principal, limits, now))
-            await cur.execute(
-                "UPDATE spend SET spent = spent + %s WHERE id = 1 AND (%s::bigint IS NULL OR spent + %s <= %s::bigint) "
-                "RETURNING spent",
-                (credits, budget, credits, budget),
-            )
-            if await cur.fetchone() is None:
-                assert budget is not None
-                await cur.execute("SELECT spent FROM spend WHERE id = 1")
-                row = await cur.fetchone()
-                raise BudgetExceededError(credits, int(row["spent"]), budget)
-            await cur.execute(
-                "INSERT INTO charges (principal, kind, credits, created_at, dedupe_key, session_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
-                (principal, kind, credits, now, None if guard is None else guard.key, limits and limits.session),
-            )
+            if rate and first_turn:
+                await cur.execute(charges.TAKE_TURN, (caller,))
+            await cur.execute(charges.reserve_statement(rules, capped, rate), charges.reserve_params(charge, limits))
             row = await cur.fetchone()
+            # a refusal raises here, and the transaction's rollback undoes every counter the statement moved
+            if rate and charges.overtaken(row):
+                raise _Overtaken()
+            if rules.any:
+                recent = Recent(int(row["recent_count"]), row["oldest"]) if rate else Recent()
+                used, session_used = charges.before(row, "used", credits), charges.before(row, "session_used", credits)
+                check_limits(rules, credits, now, used, session_used, recent)
+            if budget is not None and int(row["spent"]) > budget:
+                raise BudgetExceededError(credits, int(row["spent"]) - credits, budget)
             return int(row["seq"])
 
     async def release(self, charge: int) -> None:
-        async with self._transaction() as cur:
-            await cur.execute("DELETE FROM charges WHERE seq = %s RETURNING credits", (charge,))
-            row = await cur.fetchone()
-            if row is not None:
-                await cur.execute("UPDATE spend SET spent = spent - %s WHERE id = 1", (int(row["credits"]),))
+        await self._execute(charges.RELEASE, (charge,))
 
     async def record_edit(self, charge: int, edit_id: int, model: str) -> None:
         await self._execute("UPDATE charges SET ref_id = %s, detail = %s WHERE seq = %s", (edit_id, model, charge))
@@ -113,7 +123,9 @@ class PostgresStorage(PostgresDb, Storage):
             summary = credit_summary(int(row["total"]), int(row["mine"]), budget)
             if limits is None:
                 return summary
-            share = allowance_share(limits, *await _usage(cur, principal, limits))
+            await cur.execute(charges.USAGE, charges.usage_params(limits))
+            used = await cur.fetchone()
+            share = allowance_share(limits, int(used["used"]), int(used["session_used"]))
         return summary.model_copy(update={"allowance": share})
 
     # --- video jobs ----------------------------------------------------------------
@@ -279,33 +291,11 @@ class PostgresStorage(PostgresDb, Storage):
         return bytes(row["value"])
 
 
+class _Overtaken(Exception):
+    """A reservation read the caller's recent calls from a snapshot another reservation or release of the
+    caller has since changed; it is rolled back and made again in turn."""
+
+
 def _pg(statement: str) -> str:
     """A statement written for both dialects (`?` placeholders) in PostgreSQL's (`%s`)."""
     return statement.replace("?", "%s")
-
-
-CALLER_LOCK_SPACE = 0x6375_7474
-"""The first key of the per-caller advisory locks (two int4 keys, a space apart from the schema lock's one
-bigint key)."""
-
-
-async def _usage(cur: Any, principal: str, limits: CallLimits) -> tuple[int, int]:
-    """The caller's credits in the current window and the session's (0 for a limit that is not set)."""
-    await cur.execute(
-        "SELECT (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %s::bigint IS NOT NULL AND principal = %s "
-        "AND created_at >= %s) AS used, (SELECT COALESCE(SUM(credits), 0) FROM charges WHERE %s::bigint IS NOT NULL "
-        "AND session_id = %s::text AND principal = %s) AS session_used",
-        (limits.credits, principal, limits.window_start, limits.session_credits, limits.session, principal),
-    )
-    row = await cur.fetchone()
-    return int(row["used"]), int(row["session_used"])
-
-
-async def _recent_calls(cur: Any, principal: str, limits: CallLimits, now: float) -> list[float]:
-    if not limits.calls_per_minute:
-        return []
-    await cur.execute(
-        "SELECT created_at FROM charges WHERE principal = %s AND created_at > %s ORDER BY created_at DESC LIMIT %s",
-        (principal, now - RATE_SECONDS, limits.calls_per_minute),
-    )
-    return [float(row["created_at"]) for row in await cur.fetchall()]

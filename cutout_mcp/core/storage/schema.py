@@ -12,7 +12,7 @@ durable tasks. Version 3 adds the secrets every process must share, such as the 
 spend question's state (`Storage.shared_secret`). Version 4 tells a job's image source from its identity
 and remembers its staged object (`IMAGE_SOURCES`). Version 5 keeps each charge's MCP session and indexes
 the charges by caller and time, so allowances, session caps and rates are counted in the reserving
-transaction (`CALLER_LIMITS`).
+transaction (`CALLER_LIMITS`). Version 6 makes those counts constant-cost counters (`caller_counters`).
 
 Times are epoch seconds (REAL / DOUBLE PRECISION) from the server's clock, job and edit ids are
 cutout.pro's 64-bit integers.
@@ -41,6 +41,43 @@ CALLER_LIMITS: tuple[str, ...] = (
 )
 """Version 5, the same in both dialects: `session_id` is the key of the MCP session a charge was made in
 (a digest, never the transport's id itself); the indexes serve the counts `Storage.reserve` makes."""
+
+
+def caller_counters(real: str, caller_of_json: str, infinity: str, keyed: str = "") -> tuple[str, ...]:
+    """Version 6: each charge names its caller as the allowance policy knows it (`caller`: a token's name
+    or an OAuth subject, `config.allowances.principal_name`; filled here for existing charges, whose
+    principal is `local`, a name, or a JSON triple [client_id, issuer, subject]), and `caller_use`, the
+    counters `Storage.reserve` moves and checks: per caller, one row per allowance window (`scope` '')
+    holding the credits of the caller's charges made within it, and one per MCP session (`scope` the
+    session's key, a window from -infinity to infinity) holding those of the caller's charges in that
+    session. A caller's rows sit together in the key's order, and the ones holding a time are one index
+    range each, so one statement moves them all. A window's row is filled from the charges the first time
+    it is asked for (which windows exist depends on the policy, not known here); a session's row moves with
+    every charge stored with its session, so the existing ones are summed here, and the charges need no
+    index by session any more. `keyed` makes SQLite keep the table in its key's own b-tree (`WITHOUT ROWID`):
+    one b-tree to find and write instead of two."""
+    return (
+        "ALTER TABLE charges ADD COLUMN caller TEXT",
+        f"UPDATE charges SET caller = {caller_of_json}",  # noqa: S608 - a constant expression
+        "DROP INDEX charges_by_time",
+        "CREATE INDEX charges_by_caller ON charges (caller, created_at)",
+        f"""CREATE TABLE caller_use (
+            caller TEXT NOT NULL, scope TEXT NOT NULL, window_end {real} NOT NULL, window_start {real} NOT NULL,
+            used BIGINT NOT NULL, PRIMARY KEY (caller, scope, window_end, window_start)){keyed}""",
+        "INSERT INTO caller_use (caller, scope, window_end, window_start, used) SELECT caller, session_id, "  # noqa: S608
+        f"{infinity}, -{infinity}, SUM(credits) FROM charges WHERE session_id IS NOT NULL GROUP BY caller, session_id",
+        "DROP INDEX charges_by_session",
+    )
+
+
+SQLITE_CALLER = (
+    "CASE WHEN json_valid(principal) AND json_type(principal) = 'array' THEN COALESCE(json_extract(principal, "
+    "'$[2]'), json_extract(principal, '$[0]'), 'None') ELSE principal END"
+)
+POSTGRES_CALLER = (
+    "CASE WHEN principal LIKE '[%' THEN COALESCE(principal::jsonb ->> 2, principal::jsonb ->> 0, 'None') "
+    "ELSE principal END"
+)
 
 SQLITE: tuple[tuple[str, ...], ...] = (
     (
@@ -73,6 +110,7 @@ SQLITE: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
+    caller_counters("REAL", SQLITE_CALLER, "9e999", " WITHOUT ROWID"),
 )
 
 POSTGRES: tuple[tuple[str, ...], ...] = (
@@ -107,6 +145,7 @@ POSTGRES: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",),
     IMAGE_SOURCES,
     CALLER_LIMITS,
+    caller_counters("DOUBLE PRECISION", POSTGRES_CALLER, "'Infinity'::double precision"),
 )
 
 VERSION = len(SQLITE)

@@ -129,8 +129,11 @@ class SqliteStorage(Storage):
         budget: int | None,
         guard: Guard | None = None,
         limits: CallLimits | None = None,
+        detail: str | None = None,
     ) -> int:
-        return await self._run(sql.reserve, principal, kind, credits, budget, guard, self._now(), limits)
+        now = self._now()
+        limits = None if limits is None else limits.at(now)
+        return await self._run(sql.reserve, principal, kind, credits, budget, guard, now, limits, detail)
 
     async def release(self, charge: int) -> None:
         await self._run(sql.release, charge)

@@ -53,7 +53,8 @@ class UsageRow:
     kind: str
     """`video` or `edit`."""
     detail: str | None
-    """The edit's model once recorded; None for videos and for edits whose outcome is unknown."""
+    """The edit's model (stored with the reservation); None for videos, and for edits whose outcome is
+    unknown that were reserved before the ledger's schema version 6."""
     day: int
     """Days since 1970-01-01, UTC."""
     calls: int
