@@ -304,3 +304,15 @@ def test_refusals_are_counted_by_the_limit_that_refused() -> None:
     history.ops[2].text = "Refused before contacting cutout.pro: ... may start 2 paid calls per minute and ..."
     history.ops[1].outcome, history.ops[1].text = "tool_error", "... the session cap of 5 credits has 0 left ..."
     assert "allowance 0, session 1, rate 1, budget 0" in summary(history, check(history))
+
+
+def test_a_failed_job_is_final_when_cutout_pro_failed_it() -> None:
+    """`get_video_result` answers a failed job with a tool error naming it; that is its final state, but only
+    true when cutout.pro's own record says the job failed."""
+    failed = "Error executing tool get_video_result: Video job 101 failed at cutout.pro (status: failed). Its ..."
+    history = clean()
+    history.jobs_seen = [Sighting("alice", "101", replica, None, error=failed) for replica in (0, 1)]
+    history.sandbox["jobs"][0]["status"] = 2
+    assert check(history) == []
+    history.sandbox["jobs"][0]["status"] = 1
+    assert {v.invariant for v in check(history)} == {"final"}

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from bench.soaklib.history import History
+from bench.soaklib.history import History, Sighting
 from bench.soaklib.limit_checks import check_limits
 from bench.soaklib.records import Violation, ledger_principal, principal_of, sandbox_charges
 
@@ -156,18 +156,42 @@ def check_budget(h: History) -> list[Violation]:
     return out
 
 
+REPORTED_FAILED = re.compile(
+    r"^Error executing tool get_video_result: Video job \d+ failed at cutout\.pro \(status: failed\)"
+)
+SANDBOX_FAILED = 2
+"""The sandbox's (cutout.pro's) status of a failed video job."""
+
+
+def reported_failed(sighting: Sighting) -> bool:
+    """`get_video_result` answers a failed job with a tool error naming it (its final state, by design)."""
+    return sighting.status is None and REPORTED_FAILED.match(sighting.error or "") is not None
+
+
 def check_final_states(h: History) -> list[Violation]:
-    """Every job id and task a client was given is found on every replica, in a final state."""
+    """Every job id and task a client was given is found on every replica, in a final state (a failed job is
+    a tool error saying so, true only if cutout.pro failed it)."""
     out: list[Violation] = []
     replicas = sorted(h.ready)
     wanted = [("job", op.principal, str(op.job_id)) for op in h.ops if op.job_id is not None and op.outcome == "ok"]
     wanted += [("task", op.principal, op.task_id) for op in h.ops if op.task_id is not None]
     seen = {("job", s.principal, s.ident, s.replica): s for s in h.jobs_seen}
     seen.update({("task", s.principal, s.ident, s.replica): s for s in h.tasks_seen})
+    failed_at_cutout_pro = {job["id"]: job.get("status") == SANDBOX_FAILED for job in h.sandbox.get("jobs", [])}
     for what, principal, ident in dict.fromkeys(wanted):
         final = FINAL_JOB if what == "job" else FINAL_TASK
         for replica in replicas:
             sighting = seen.get((what, principal, ident, replica))
+            if what == "job" and sighting is not None and reported_failed(sighting):
+                if failed_at_cutout_pro.get(int(ident)) is not True:
+                    out.append(
+                        Violation(
+                            "final",
+                            f"job {ident} of {principal} was reported failed, but cutout.pro "
+                            f"did not fail it (replica {replica})",
+                        )
+                    )
+                continue
             if sighting is None or sighting.status not in final:
                 got = "not looked up" if sighting is None else (sighting.error or sighting.status)
                 out.append(Violation("final", f"{what} {ident} of {principal} on replica {replica}: {got}"))
