@@ -113,14 +113,20 @@ def build_server(
         **auth_options(settings),
     )
     server.drain, server.metrics, server.readiness, server.principal = drain, metrics, readiness, principal
-    for route in readiness.routes():  # /healthz and /readyz beside the MCP endpoint, outside its auth
+    _register(server, settings, running, confirm_seconds)
+    return server
+
+
+def _register(server: CutoutServer, settings: Settings, running: ledger_tools.Running, confirm_seconds: float) -> None:
+    """The probes, the tools and the prompt, on `server`."""
+    assert server.readiness is not None
+    for route in server.readiness.routes():  # /healthz and /readyz beside the MCP endpoint, outside its auth
         server.custom_route(route.path, methods=["GET", "HEAD"])(route.endpoint)
-    video_tools.register(server, settings, principal, confirm_seconds)
-    edit_tools.register(server, settings, principal, confirm_seconds)
-    ledger_tools.register(server, running, principal)
+    video_tools.register(server, settings, server.principal, confirm_seconds)
+    edit_tools.register(server, settings, server.principal, confirm_seconds)
+    ledger_tools.register(server, running, server.principal)
     upload_tools.register(server)
     prompts.register(server, settings)
-    return server
 
 
 def _metrics(settings: Settings) -> tuple[Metrics, list[ServerMiddleware[Any]]]:
