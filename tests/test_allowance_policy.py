@@ -8,6 +8,7 @@ the key or line, and what is wrong, in process and when the real command starts.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cutout_mcp.config import ConfigError, Settings
@@ -31,15 +32,27 @@ PERIODS = st.one_of(
 
 
 def utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    """The UTC time of `epoch`, to the second below it (datetime alone rounds to the nearest microsecond, which
+    can carry a moment a hair before midnight into the next day)."""
+    return datetime.fromtimestamp(math.floor(epoch), tz=timezone.utc)
 
 
 @given(PERIODS, MOMENTS)
+@example(parse_period("month"), 2051222399.9999995)  # a hair before 2035-01-01: datetime rounds it up
 def test_every_moment_lies_in_its_window_and_the_next_starts_where_it_ends(period: Period, now: float) -> None:
     start, end = period.window(now)
     assert start <= now < end
     assert window_start(period, end) == end, "the next window starts exactly at renews_at"
     assert renews_at(period, start) == end, "every moment of a window gives the same window"
+
+
+@pytest.mark.parametrize("text", ["day", "week", "month", "90s", "7d"])
+def test_a_moment_a_hair_before_a_boundary_is_still_in_the_window_that_ends_there(text: str) -> None:
+    period = parse_period(text)
+    boundary = renews_at(period, 2_051_222_000.0)
+    before = math.nextafter(boundary, 0.0)
+    start, end = period.window(before)
+    assert start <= before < end == boundary
 
 
 @given(MOMENTS)

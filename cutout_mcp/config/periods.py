@@ -7,6 +7,7 @@ duration (`90s`, `15m`, `12h`, `7d`) whose windows are aligned to the Unix epoch
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -54,14 +55,18 @@ def parse_period(text: str) -> Period:
 
 
 def window_start(period: Period, now: float) -> float:
-    """Epoch seconds at which the window holding `now` began."""
+    """Epoch seconds at which the window holding `now` began.
+
+    Every boundary is a whole second, so the arithmetic runs on the whole second holding `now`: a float a
+    hair before a boundary (or rounded to microseconds by `datetime`) never lands in the next window."""
+    whole = math.floor(now)
     if period.calendar is None:
-        return float(now // period.seconds * period.seconds)
+        return float(whole - whole % period.seconds)
     if period.calendar == "day":
-        return float(now // DAY * DAY)
+        return float(whole - whole % DAY)
     if period.calendar == "week":
-        return float((now - EPOCH_MONDAY) // (7 * DAY) * (7 * DAY) + EPOCH_MONDAY)
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+        return float(whole - (whole - EPOCH_MONDAY) % (7 * DAY))
+    moment = datetime.fromtimestamp(whole, tz=timezone.utc)
     return datetime(moment.year, moment.month, 1, tzinfo=timezone.utc).timestamp()
 
 
