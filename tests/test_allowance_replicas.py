@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import psycopg
 import pytest
@@ -26,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from cutout_mcp.config.allowances import principal_name
 from cutout_mcp.sandbox import Sandbox, SandboxConfig, run_sandbox
 
+from .test_allowance_e2e import upstream_stats
 from .test_e2e import EDIT, text_of
 from .test_replicas import RoundRobin, replicas
 
@@ -121,14 +121,6 @@ async def ledger_charges(database_url: str) -> dict[str, list[tuple[int, int, st
         for principal, ref_id, credits, model in await cursor.fetchall():
             charges.setdefault(principal_name(principal), []).append((ref_id, credits, model))
     return charges
-
-
-async def upstream_stats(sandbox: Sandbox) -> dict[str, Any]:
-    async with httpx.AsyncClient() as http:
-        answer = await http.get(f"{sandbox.base_url}/__sandbox__/stats")
-    answer.raise_for_status()
-    stats: dict[str, Any] = answer.json()
-    return stats
 
 
 async def test_concurrent_paid_calls_of_three_principals_across_three_replicas_pass_no_limit(
